@@ -1,0 +1,100 @@
+//! Types shared by the eBPF programs and userspace. Everything here is `#[repr(C)]`
+//! and plain data: it crosses the kernel boundary byte for byte.
+#![no_std]
+
+/// Byte offsets of the `runtime.g` fields the probes read, taken from the target's
+/// DWARF. Set as a global before the programs are loaded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoLayout {
+    pub g_goid: u64,
+    pub g_gopc: u64,
+    pub g_startpc: u64,
+    /// `runtime.g.parentGoid` exists from Go 1.21 on; [`FIELD_ABSENT`] before.
+    pub g_parent_goid: u64,
+}
+
+/// Marks a field of [`GoLayout`] that the target's Go version does not have.
+pub const FIELD_ABSENT: u64 = u64::MAX;
+
+/// What the kernel keeps per goroutine created while leaktrace is attached,
+/// keyed by the address of its `runtime.g`. A `g` is recycled only after it is
+/// destroyed, so at any moment one address names at most one live goroutine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoroutineRecord {
+    pub goid: u64,
+    /// 0 when unknown (Go < 1.21).
+    pub parent_goid: u64,
+    /// PC just after the `go` statement's call into the runtime.
+    pub gopc: u64,
+    /// Entry PC of the function the goroutine runs.
+    pub startpc: u64,
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) at creation.
+    pub created_ns: u64,
+    /// `bpf_ktime_get_ns` at the last `runtime.gopark`; 0 if it never parked.
+    pub parked_ns: u64,
+    /// The `waitReason` passed to the last `runtime.gopark`.
+    pub park_reason: u8,
+    pub _pad: [u8; 7],
+}
+
+/// A creation site: the `go` statement and the function it starts. One
+/// statement can start different functions (`go fn()` with a func value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SiteKey {
+    pub gopc: u64,
+    pub startpc: u64,
+}
+
+/// Per creation site counters, aggregated in the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SiteCounters {
+    /// Goroutines created here while attached.
+    pub created: u64,
+    /// Of those, how many exited while attached.
+    pub exited: u64,
+    /// Goroutines from here that existed before the attach and exited while attached.
+    pub exited_preexisting: u64,
+}
+
+/// Sent through the ring buffer when the target enters `runtime.exit`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitNotice {
+    pub tgid: u32,
+    pub code: i32,
+}
+
+/// Indices of the per-CPU event counters.
+pub mod counter {
+    pub const CREATED: u32 = 0;
+    pub const EXITED: u32 = 1;
+    pub const PARKED: u32 = 2;
+    /// A creation was not recorded because the goroutine table was full.
+    pub const DROPPED_GOROUTINE_TABLE_FULL: u32 = 3;
+    /// A creation or exit was not counted because the site table was full.
+    pub const DROPPED_SITE_TABLE_FULL: u32 = 4;
+    /// Reading the target's memory failed inside a probe (page not resident).
+    pub const DROPPED_READ_FAULT: u32 = 5;
+    /// The exit notice did not fit in the ring buffer.
+    pub const DROPPED_EXIT_NOTICE: u32 = 6;
+    pub const COUNT: u32 = 7;
+}
+
+/// Capacity of the goroutine table. Allocated on demand (`BPF_F_NO_PREALLOC`).
+pub const MAX_GOROUTINES: u32 = 1 << 20;
+/// Capacity of the creation-site table.
+pub const MAX_SITES: u32 = 1 << 16;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C), Copy, and valid for any bit pattern.
+    unsafe impl aya::Pod for super::GoLayout {}
+    unsafe impl aya::Pod for super::GoroutineRecord {}
+    unsafe impl aya::Pod for super::SiteCounters {}
+    unsafe impl aya::Pod for super::SiteKey {}
+    unsafe impl aya::Pod for super::ExitNotice {}
+}

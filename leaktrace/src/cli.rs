@@ -1,0 +1,139 @@
+//! The command line.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  sudo leaktrace -p 1234 --duration 30s
+  leaktrace run -- ./server --port 8080
+  go test -exec 'leaktrace run --fail-on-leak --' ./...
+
+Exit status:
+  0    no site judged leaking (or --fail-on-leak not given)
+  1    leaktrace could not trace: bad PID, command, binary, privileges or kernel
+  2    the command line is wrong
+  3    --fail-on-leak and at least one site was judged leaking
+  run: a command that fails passes its own status through (128+N if killed
+       by signal N); that takes precedence over 3.";
+
+/// Finds goroutine leaks in unmodified Go programs with eBPF uprobes.
+///
+/// Reports goroutines that are created but never exit, grouped by the `go`
+/// statement that created them, with what they are blocked on and for how long.
+#[derive(Debug, Parser)]
+#[command(name = "leaktrace", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub attach: AttachArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start CMD with the probes live from its first instruction; report when it exits.
+    ///
+    /// A leak is a goroutine started by the program's own code that is still
+    /// alive when the program exits. leaktrace freezes the program for a moment
+    /// inside runtime.exit to read its goroutines, so the report is exact.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Attach to the running Go process PID.
+    #[arg(short = 'p', long = "pid", value_name = "PID", required = true)]
+    pub pid: Option<u32>,
+
+    /// Observe for this long (e.g. 30s, 5m), then report. Default: until Ctrl-C or SIGTERM.
+    #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// A goroutine blocked at least this long counts as stuck (attach mode's verdict).
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10s")]
+    pub stuck_after: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Exit with status 3 when any site is judged leaking.
+    #[arg(long)]
+    pub fail_on_leak: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// The Go program to run, and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Print the report as one JSON document on stdout (schema in the README).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Write the report to FILE instead of the terminal.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Also show the runtime's own goroutines.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h`, or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 5m, 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("invalid duration unit {unit:?} in {text:?}: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn parses_both_modes() {
+        let cli = Cli::try_parse_from(["leaktrace", "-p", "42", "--duration", "1s", "--json"]).unwrap();
+        assert_eq!(cli.attach.pid, Some(42));
+        assert!(cli.attach.output.json);
+        let cli = Cli::try_parse_from(["leaktrace", "run", "--fail-on-leak", "--", "./x", "-v"]).unwrap();
+        let Some(Command::Run(run)) = cli.command else { panic!("not run") };
+        assert_eq!(run.command, ["./x", "-v"]);
+        assert!(Cli::try_parse_from(["leaktrace"]).is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! The Go version recorded in `.go.buildinfo`.
+//!
+//! Since Go 1.18 the section starts with the 14-byte magic, the pointer size,
+//! a flags byte with bit 1 set, and at offset 32 the version and module info
+//! as two varint-prefixed strings. Older binaries point to the strings instead;
+//! leaktrace supports none of those versions, so it only reports them as old.
+
+use std::{cmp::Ordering, fmt, str::FromStr};
+
+const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
+const FLAG_INLINE_STRINGS: u8 = 0x2;
+
+/// A Go release, as in `go1.21.13`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GoVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl GoVersion {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        Self { major, minor, patch }
+    }
+}
+
+impl Ord for GoVersion {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch))
+    }
+}
+
+impl PartialOrd for GoVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for GoVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "go{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl FromStr for GoVersion {
+    type Err = String;
+
+    /// Parses `go1.21.13`, `go1.22` or `go1.23rc1` (pre-releases count as .0);
+    /// anything after a space or `-` (`go1.24.4 X:...`) is ignored.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("not a Go version: {text:?}");
+        let core = text
+            .strip_prefix("go")
+            .ok_or_else(bad)?
+            .split([' ', '-', '+'])
+            .next()
+            .ok_or_else(bad)?;
+        let mut parts = core.split('.');
+        let mut number = |optional: bool| -> Result<u32, String> {
+            match parts.next() {
+                None if optional => Ok(0),
+                None => Err(bad()),
+                Some(part) => {
+                    let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().map_err(|_| bad())
+                }
+            }
+        };
+        Ok(Self { major: number(false)?, minor: number(false)?, patch: number(true)? })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildInfoError {
+    /// No magic: not written by the Go linker.
+    NotGo,
+    /// The pre-1.18 layout.
+    OlderThanGo118,
+    Corrupt(&'static str),
+}
+
+/// What `.go.buildinfo` says about the binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub version: GoVersion,
+    /// The version string as the toolchain wrote it (`go1.24.4`).
+    pub version_text: String,
+    /// `go version -m` style module info: `path`, `mod`, `dep`, `build` lines.
+    pub modinfo: String,
+}
+
+impl BuildInfo {
+    /// The main module's path (the `path` line).
+    pub fn main_package_path(&self) -> Option<&str> {
+        self.modinfo.lines().find_map(|line| line.strip_prefix("path\t"))
+    }
+}
+
+pub fn parse(section: &[u8]) -> Result<BuildInfo, BuildInfoError> {
+    if section.len() < 32 || &section[..14] != MAGIC {
+        return Err(BuildInfoError::NotGo);
+    }
+    if section[15] & FLAG_INLINE_STRINGS == 0 {
+        return Err(BuildInfoError::OlderThanGo118);
+    }
+    let (version_text, rest) = read_string(&section[32..]).ok_or(BuildInfoError::Corrupt("version"))?;
+    let modinfo = read_string(rest)
+        .map(|(info, _)| trim_modinfo_sentinels(&info))
+        .unwrap_or_default();
+    let version = version_text.parse().map_err(|_| BuildInfoError::Corrupt("version string"))?;
+    Ok(BuildInfo { version, version_text, modinfo })
+}
+
+fn read_string(data: &[u8]) -> Option<(String, &[u8])> {
+    let mut len: u64 = 0;
+    let mut used = 0;
+    for (i, &byte) in data.iter().take(10).enumerate() {
+        len |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            used = i + 1;
+            break;
+        }
+    }
+    if used == 0 {
+        return None;
+    }
+    let len = usize::try_from(len).ok()?;
+    let body = data.get(used..used.checked_add(len)?)?;
+    Some((String::from_utf8_lossy(body).into_owned(), &data[used + len..]))
+}
+
+/// The linker wraps modinfo in 16-byte sentinels.
+fn trim_modinfo_sentinels(info: &str) -> String {
+    if info.len() >= 33 && info.is_char_boundary(16) && info.is_char_boundary(info.len() - 16) {
+        info[16..info.len() - 16].to_string()
+    } else {
+        info.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(version: &str, modinfo: &str) -> Vec<u8> {
+        let mut data = MAGIC.to_vec();
+        data.extend([8, FLAG_INLINE_STRINGS]);
+        data.resize(32, 0);
+        for s in [version, modinfo] {
+            data.push(s.len() as u8);
+            data.extend_from_slice(s.as_bytes());
+        }
+        data
+    }
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!("go1.21.13".parse(), Ok(GoVersion::new(1, 21, 13)));
+        assert_eq!("go1.22".parse(), Ok(GoVersion::new(1, 22, 0)));
+        assert_eq!("go1.23rc1".parse(), Ok(GoVersion::new(1, 23, 0)));
+        assert_eq!("go1.24.4 X:nocoverageredesign".parse(), Ok(GoVersion::new(1, 24, 4)));
+        assert!("devel +abc".parse::<GoVersion>().is_err());
+        assert!(GoVersion::new(1, 19, 8) < GoVersion::new(1, 21, 0));
+    }
+
+    #[test]
+    fn reads_inline_buildinfo() {
+        let info = parse(&section("go1.27.4", "0123456789abcdefpath\tmain\n0123456789abcdef")).unwrap();
+        assert_eq!(info.version, GoVersion::new(1, 27, 4));
+        assert_eq!(info.main_package_path(), Some("main"));
+    }
+
+    #[test]
+    fn rejects_other_sections() {
+        assert_eq!(parse(b"hello"), Err(BuildInfoError::NotGo));
+        let mut old = section("x", "");
+        old[15] = 0;
+        assert_eq!(parse(&old), Err(BuildInfoError::OlderThanGo118));
+        let mut truncated = section("go1.21.0", "");
+        truncated.truncate(36);
+        assert!(matches!(parse(&truncated), Err(BuildInfoError::Corrupt(_))));
+    }
+}

@@ -1,0 +1,111 @@
+//! Field offsets of `runtime.g`, read from the binary's own DWARF with gimli.
+//! They move between Go versions, so no table is hard-coded here.
+
+use std::{borrow::Cow, collections::HashMap};
+
+use gimli::{AttributeValue, EndianSlice, LittleEndian, Reader as _};
+
+use super::elf::section_data;
+
+/// Where the `runtime.g` fields leaktrace reads sit in the struct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GLayout {
+    pub goid: u64,
+    pub gopc: u64,
+    pub startpc: u64,
+    pub atomicstatus: u64,
+    pub waitreason: u64,
+    pub waitsince: u64,
+    /// Go 1.21+.
+    pub parent_goid: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DwarfError {
+    /// No `.debug_info` (built with `-ldflags=-w` or stripped).
+    Missing,
+    Malformed(String),
+    /// `runtime.g`, or one of its required fields, is not described.
+    NoRuntimeG(&'static str),
+}
+
+impl std::fmt::Display for DwarfError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing => write!(f, "the binary has no DWARF debug info"),
+            Self::Malformed(why) => write!(f, "the binary's DWARF is malformed: {why}"),
+            Self::NoRuntimeG(what) => write!(f, "the binary's DWARF does not describe {what}"),
+        }
+    }
+}
+
+/// Reads the layout of `runtime.g` from `file`'s DWARF sections.
+pub fn read_g_layout(file: &object::File<'_>) -> Result<GLayout, DwarfError> {
+    if section_data(file, ".debug_info").is_none() {
+        return Err(DwarfError::Missing);
+    }
+    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        Ok(section_data(file, id.name()).unwrap_or(Cow::Borrowed(&[])))
+    };
+    let sections = gimli::DwarfSections::load(load).map_err(|e| DwarfError::Malformed(e.to_string()))?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+    let fields = struct_members(&dwarf, "runtime.g")?.ok_or(DwarfError::NoRuntimeG("runtime.g"))?;
+    let field = |name: &'static str| fields.get(name).copied().ok_or(DwarfError::NoRuntimeG(name));
+    Ok(GLayout {
+        goid: field("goid")?,
+        gopc: field("gopc")?,
+        startpc: field("startpc")?,
+        atomicstatus: field("atomicstatus")?,
+        waitreason: field("waitreason")?,
+        waitsince: field("waitsince")?,
+        parent_goid: fields.get("parentGoid").copied(),
+    })
+}
+
+type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, LittleEndian>>;
+
+/// Member name → byte offset of the first structure type called `name`.
+fn struct_members(dwarf: &Dwarf<'_>, name: &str) -> Result<Option<HashMap<String, u64>>, DwarfError> {
+    let malformed = |e: gimli::Error| DwarfError::Malformed(e.to_string());
+    let mut units = dwarf.units();
+    while let Some(header) = units.next().map_err(malformed)? {
+        let unit = dwarf.unit(header).map_err(malformed)?;
+        let mut tree = unit.entries_tree(None).map_err(malformed)?;
+        let root = tree.root().map_err(malformed)?;
+        let mut children = root.children();
+        while let Some(child) = children.next().map_err(malformed)? {
+            let entry = child.entry();
+            if entry.tag() != gimli::DW_TAG_structure_type || !has_name(dwarf, &unit, entry, name) {
+                continue;
+            }
+            let mut members = HashMap::new();
+            let mut fields = child.children();
+            while let Some(field) = fields.next().map_err(malformed)? {
+                let entry = field.entry();
+                if entry.tag() != gimli::DW_TAG_member {
+                    continue;
+                }
+                let Some(field_name) = entry_name(dwarf, &unit, entry) else { continue };
+                if let Some(AttributeValue::Udata(offset)) =
+                    entry.attr_value(gimli::DW_AT_data_member_location).map_err(malformed)?
+                {
+                    members.insert(field_name, offset);
+                }
+            }
+            return Ok(Some(members));
+        }
+    }
+    Ok(None)
+}
+
+type Entry<'a, 'u> = gimli::DebuggingInformationEntry<'a, 'u, EndianSlice<'a, LittleEndian>>;
+
+fn entry_name(dwarf: &Dwarf<'_>, unit: &gimli::Unit<EndianSlice<'_, LittleEndian>>, entry: &Entry<'_, '_>) -> Option<String> {
+    let value = entry.attr_value(gimli::DW_AT_name).ok()??;
+    let name = dwarf.attr_string(unit, value).ok()?;
+    name.to_string().ok().map(|s| s.to_string())
+}
+
+fn has_name(dwarf: &Dwarf<'_>, unit: &gimli::Unit<EndianSlice<'_, LittleEndian>>, entry: &Entry<'_, '_>, name: &str) -> bool {
+    entry_name(dwarf, unit, entry).as_deref() == Some(name)
+}

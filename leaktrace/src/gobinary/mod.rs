@@ -1,0 +1,229 @@
+//! Reading a Go executable: its Go version, runtime symbols, `runtime.g`
+//! layout, wait-reason names, and file:line for any PC.
+
+pub mod buildinfo;
+pub mod disasm;
+pub mod dwarf;
+pub mod elf;
+pub mod pclntab;
+
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSection};
+
+pub use buildinfo::GoVersion;
+use buildinfo::{BuildInfo, BuildInfoError};
+use dwarf::{DwarfError, GLayout};
+use elf::{ElfImage, section_data};
+use pclntab::Pclntab;
+
+/// The oldest Go release leaktrace supports: the register ABI (1.17) and the
+/// pclntab layout of 1.18, tested from 1.19 on.
+pub const OLDEST_SUPPORTED: GoVersion = GoVersion::new(1, 19, 0);
+/// The newest Go release leaktrace was tested with.
+pub const NEWEST_TESTED: GoVersion = GoVersion::new(1, 27, u32::MAX);
+
+/// Why a binary cannot be traced. Each message names the problem and what to do.
+#[derive(Debug)]
+pub enum BinaryError {
+    Unreadable(PathBuf, std::io::Error),
+    NotElf(PathBuf),
+    WrongArchitecture(PathBuf, String),
+    NotGo(PathBuf),
+    TooOld(PathBuf, String),
+    NoDwarf(PathBuf),
+    Corrupt(PathBuf, String),
+    MissingRuntimeSymbol(PathBuf, &'static str),
+}
+
+impl std::fmt::Display for BinaryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreadable(p, e) => write!(f, "cannot read {}: {e}", p.display()),
+            Self::NotElf(p) => write!(f, "{} is not an ELF executable; leaktrace traces Go programs on Linux", p.display()),
+            Self::WrongArchitecture(p, arch) => write!(f, "{} is built for {arch}; leaktrace supports x86-64 (amd64) binaries only", p.display()),
+            Self::NotGo(p) => write!(f, "{} is not a Go program (it has no Go build info); leaktrace traces Go binaries only", p.display()),
+            Self::TooOld(p, v) => write!(f, "{} was built with {v}, which is too old; rebuild it with Go {}.{} or newer", p.display(), OLDEST_SUPPORTED.major, OLDEST_SUPPORTED.minor),
+            Self::NoDwarf(p) => write!(f, "{} has no DWARF debug info (built with -ldflags=\"-s -w\" or stripped); rebuild it without -s -w", p.display()),
+            Self::Corrupt(p, why) => write!(f, "{} looks like a Go binary but cannot be parsed: {why}", p.display()),
+            Self::MissingRuntimeSymbol(p, s) => write!(f, "{} has no symbol {s}; rebuild it without -ldflags=\"-s\"", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for BinaryError {}
+
+/// A function's code location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Function {
+    pub address: u64,
+    pub size: u64,
+}
+
+/// A PC resolved to source, as Go prints it in a traceback.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceLocation {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+/// Everything leaktrace needs to know about a Go executable, read once.
+pub struct GoBinary {
+    pub path: PathBuf,
+    pub build: BuildInfo,
+    pub g_layout: GLayout,
+    /// `runtime.waitReasonStrings`, indexed by the `waitReason` enum.
+    pub wait_reasons: Vec<String>,
+    elf: ElfImage,
+    pclntab: Pclntab,
+    /// `$GOROOT/src/` as recorded in file names; empty with `-trimpath`.
+    goroot_src: String,
+    data: Vec<u8>,
+}
+
+impl GoBinary {
+    pub fn open(path: &Path) -> Result<Self, BinaryError> {
+        let data = std::fs::read(path).map_err(|e| BinaryError::Unreadable(path.to_path_buf(), e))?;
+        Self::parse(path, data)
+    }
+
+    pub fn parse(path: &Path, data: Vec<u8>) -> Result<Self, BinaryError> {
+        let p = || path.to_path_buf();
+        let file = object::File::parse(&*data).map_err(|_| BinaryError::NotElf(p()))?;
+        if file.format() != object::BinaryFormat::Elf {
+            return Err(BinaryError::NotElf(p()));
+        }
+        let buildinfo = section_data(&file, ".go.buildinfo").ok_or_else(|| BinaryError::NotGo(p()))?;
+        let build = match buildinfo::parse(&buildinfo) {
+            Ok(build) => build,
+            Err(BuildInfoError::NotGo) => return Err(BinaryError::NotGo(p())),
+            Err(BuildInfoError::OlderThanGo118) => return Err(BinaryError::TooOld(p(), "a Go release before 1.18".into())),
+            Err(BuildInfoError::Corrupt(what)) => return Err(BinaryError::Corrupt(p(), format!(".go.buildinfo: {what}"))),
+        };
+        if build.version < OLDEST_SUPPORTED {
+            return Err(BinaryError::TooOld(p(), build.version_text.clone()));
+        }
+        if file.architecture() != object::Architecture::X86_64 {
+            return Err(BinaryError::WrongArchitecture(p(), format!("{:?}", file.architecture()).to_lowercase()));
+        }
+        let elf = ElfImage::read(&file);
+        let text_start = file
+            .section_by_name(".text")
+            .map(|s| s.address())
+            .ok_or_else(|| BinaryError::Corrupt(p(), "no .text section".into()))?;
+        let pclntab_bytes = section_data(&file, ".gopclntab")
+            .ok_or_else(|| BinaryError::Corrupt(p(), "no .gopclntab section".into()))?
+            .into_owned();
+        let pclntab = Pclntab::parse(pclntab_bytes, text_start).map_err(|e| BinaryError::Corrupt(p(), e.to_string()))?;
+        let g_layout = dwarf::read_g_layout(&file).map_err(|e| match e {
+            DwarfError::Missing => BinaryError::NoDwarf(p()),
+            other => BinaryError::Corrupt(p(), other.to_string()),
+        })?;
+        drop(file);
+        let goroot_src = pclntab
+            .func_by_name("runtime.main")
+            .and_then(|f| pclntab.position(&f, f.entry))
+            .and_then(|pos| pos.file.strip_suffix("runtime/proc.go").map(str::to_string))
+            .unwrap_or_default();
+        let mut binary = Self { path: p(), build, g_layout, wait_reasons: Vec::new(), elf, pclntab, goroot_src, data };
+        binary.wait_reasons = binary.read_wait_reasons()?;
+        Ok(binary)
+    }
+
+    pub fn version(&self) -> GoVersion {
+        self.build.version
+    }
+
+    pub fn is_position_independent(&self) -> bool {
+        self.elf.is_position_independent
+    }
+
+    /// A function's address and size, from the symbol table or the pclntab.
+    pub fn function(&self, name: &str) -> Option<Function> {
+        if let Some(sym) = self.elf.symbol(name).filter(|s| s.size > 0) {
+            return Some(Function { address: sym.address, size: sym.size });
+        }
+        let func = self.pclntab.func_by_name(name)?;
+        Some(Function { address: func.entry, size: func.end - func.entry })
+    }
+
+    /// A data symbol's address, as linked (add the load bias for PIE).
+    pub fn data_symbol(&self, name: &'static str) -> Result<u64, BinaryError> {
+        self.elf
+            .symbol(name)
+            .map(|s| s.address)
+            .ok_or_else(|| BinaryError::MissingRuntimeSymbol(self.path.clone(), name))
+    }
+
+    /// The machine code of `function`.
+    pub fn code(&self, function: Function) -> Option<&[u8]> {
+        let start = usize::try_from(self.elf.file_offset(function.address)?).ok()?;
+        self.data.get(start..start.checked_add(usize::try_from(function.size).ok()?)?)
+    }
+
+    /// The file offset of a code address: uprobes are placed by file offset.
+    pub fn file_offset(&self, address: u64) -> Option<u64> {
+        self.elf.file_offset(address)
+    }
+
+    pub fn address_of_file_offset(&self, offset: u64) -> Option<u64> {
+        self.elf.address_of_file_offset(offset)
+    }
+
+    /// The function containing `pc` and the source line of the instruction at `pc`.
+    pub fn location(&self, pc: u64) -> Option<SourceLocation> {
+        let func = self.pclntab.func_for_pc(pc)?;
+        let pos = self.pclntab.position(&func, pc)?;
+        Some(SourceLocation { function: func.name, file: pos.file, line: pos.line })
+    }
+
+    /// Where a `go` statement is, given the goroutine's `gopc` (a return
+    /// address): Go's traceback looks up `gopc - 1` for the same reason.
+    pub fn call_site(&self, return_pc: u64) -> Option<SourceLocation> {
+        self.location(return_pc.checked_sub(1)?)
+    }
+
+    /// Where a function begins, given its entry PC.
+    pub fn function_start(&self, entry: u64) -> Option<SourceLocation> {
+        let func = self.pclntab.func_for_pc(entry)?;
+        let pos = self.pclntab.position(&func, entry)?;
+        let line = if func.start_line > 0 { func.start_line } else { pos.line };
+        Some(SourceLocation { function: func.name, file: pos.file, line })
+    }
+
+    /// Whether a source file belongs to the Go distribution (standard library
+    /// or runtime) rather than to the program or its dependencies.
+    pub fn is_standard_library(&self, location: &SourceLocation) -> bool {
+        if !self.goroot_src.is_empty() {
+            return location.file.starts_with(&self.goroot_src);
+        }
+        // -trimpath: std files are "pkg/file.go", module files "module/path/file.go".
+        let main_module = self.build.modinfo.lines().find_map(|l| l.strip_prefix("mod\t")).and_then(|l| l.split('\t').next());
+        if main_module.is_some_and(|m| location.file.starts_with(&format!("{m}/"))) {
+            return false;
+        }
+        let first = location.file.split('/').next().unwrap_or_default();
+        !first.contains('.') && location.file.contains('/')
+    }
+
+    fn read_wait_reasons(&self) -> Result<Vec<String>, BinaryError> {
+        let table = self
+            .elf
+            .symbol("runtime.waitReasonStrings")
+            .ok_or_else(|| BinaryError::MissingRuntimeSymbol(self.path.clone(), "runtime.waitReasonStrings"))?;
+        let read = |address: u64, len: u64| -> Option<&[u8]> {
+            let at = usize::try_from(self.elf.file_offset(address)?).ok()?;
+            self.data.get(at..at.checked_add(usize::try_from(len).ok()?)?)
+        };
+        let raw = read(table.address, table.size).unwrap_or_default();
+        Ok(raw
+            .chunks_exact(16)
+            .map(|header| {
+                let ptr = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
+                let len = u64::from_le_bytes(header[8..].try_into().unwrap_or_default());
+                read(ptr, len.min(256)).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,285 @@
+//! Go's own PC table (`.gopclntab`): function names, entry points and
+//! file:line for any PC, with or without a symbol table or DWARF.
+//!
+//! Handles the layouts of Go 1.18/1.19 (magic `0xfffffff0`) and 1.20+
+//! (`0xfffffff1`, which adds `startLine` to `_func`). Go 1.26 stopped filling
+//! the header's text-start word, so the caller passes the start of `.text`,
+//! as Go's own `debug/gosym` does. Every read is bounds-checked: malformed
+//! input yields `None` or an error, never a panic.
+
+use std::fmt;
+
+const MAGIC_GO118: u32 = 0xffff_fff0;
+const MAGIC_GO120: u32 = 0xffff_fff1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PclntabError {
+    TooShort,
+    UnknownMagic(u32),
+    Unsupported(&'static str),
+    Corrupt(&'static str),
+}
+
+impl fmt::Display for PclntabError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooShort => write!(f, ".gopclntab is truncated"),
+            Self::UnknownMagic(m) => write!(
+                f,
+                ".gopclntab has magic {m:#x}, a layout from before Go 1.18"
+            ),
+            Self::Unsupported(what) => write!(f, ".gopclntab: {what}"),
+            Self::Corrupt(what) => write!(f, ".gopclntab is corrupt: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for PclntabError {}
+
+/// A function as the pclntab describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Func {
+    pub name: String,
+    pub entry: u64,
+    /// Entry of the next function: the end of this one's code.
+    pub end: u64,
+    /// Line of the `func` keyword (Go 1.20+), else the line at the entry PC.
+    pub start_line: u32,
+    /// Offset of the `_func` record, to read its tables.
+    record: usize,
+}
+
+/// A source position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub file: String,
+    pub line: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pclntab {
+    data: Vec<u8>,
+    text_start: u64,
+    quantum: u32,
+    nfunc: usize,
+    has_start_line: bool,
+    funcnametab: usize,
+    cutab: usize,
+    filetab: usize,
+    pctab: usize,
+    functab: usize,
+}
+
+impl Pclntab {
+    /// Parses a 64-bit little-endian pclntab. `text_start` is the address of
+    /// `runtime.text` (the start of `.text` in a Go-linked binary).
+    pub fn parse(data: Vec<u8>, text_start: u64) -> Result<Self, PclntabError> {
+        let magic = read_u32(&data, 0).ok_or(PclntabError::TooShort)?;
+        let has_start_line = match magic {
+            MAGIC_GO118 => false,
+            MAGIC_GO120 => true,
+            other => return Err(PclntabError::UnknownMagic(other)),
+        };
+        let quantum = u32::from(*data.get(6).ok_or(PclntabError::TooShort)?);
+        let ptr_size = *data.get(7).ok_or(PclntabError::TooShort)?;
+        if ptr_size != 8 {
+            return Err(PclntabError::Unsupported("only 64-bit binaries are supported"));
+        }
+        if quantum == 0 {
+            return Err(PclntabError::Corrupt("instruction quantum is 0"));
+        }
+        let word = |i: usize| read_u64(&data, 8 + i * 8).ok_or(PclntabError::TooShort);
+        let offset = |i: usize| -> Result<usize, PclntabError> {
+            let value = usize::try_from(word(i)?).map_err(|_| PclntabError::Corrupt("offset"))?;
+            if value > data.len() {
+                return Err(PclntabError::Corrupt("table offset past the end"));
+            }
+            Ok(value)
+        };
+        let nfunc = usize::try_from(word(0)?).map_err(|_| PclntabError::Corrupt("nfunc"))?;
+        let table = Self {
+            text_start,
+            quantum,
+            nfunc,
+            has_start_line,
+            funcnametab: offset(3)?,
+            cutab: offset(4)?,
+            filetab: offset(5)?,
+            pctab: offset(6)?,
+            functab: offset(7)?,
+            data: Vec::new(),
+        };
+        // functab holds nfunc+1 (entryoff, funcoff) pairs of u32.
+        let functab_len = nfunc
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(8))
+            .ok_or(PclntabError::Corrupt("nfunc"))?;
+        if table.functab.checked_add(functab_len).is_none_or(|end| end > data.len()) {
+            return Err(PclntabError::Corrupt("function table past the end"));
+        }
+        Ok(Self { data, ..table })
+    }
+
+    pub fn len(&self) -> usize {
+        self.nfunc
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nfunc == 0
+    }
+
+    fn functab_entry(&self, i: usize) -> Option<(u64, usize)> {
+        let at = self.functab + i * 8;
+        let entry_off = read_u32(&self.data, at)?;
+        let func_off = read_u32(&self.data, at + 4)? as usize;
+        Some((self.text_start + u64::from(entry_off), self.functab + func_off))
+    }
+
+    /// The i-th function, in address order.
+    pub fn func_at_index(&self, i: usize) -> Option<Func> {
+        if i >= self.nfunc {
+            return None;
+        }
+        let (entry, record) = self.functab_entry(i)?;
+        let (end, _) = self.functab_entry(i + 1)?;
+        let name_off = read_i32(&self.data, record + 4)?;
+        let name = self.c_string(self.funcnametab.checked_add(usize::try_from(name_off).ok()?)?)?;
+        let mut func = Func { name, entry, end, start_line: 0, record };
+        func.start_line = if self.has_start_line {
+            u32::try_from(read_i32(&self.data, record + 36)?).unwrap_or(0)
+        } else {
+            self.position(&func, entry).map_or(0, |p| p.line)
+        };
+        Some(func)
+    }
+
+    /// The function whose code contains `pc`.
+    pub fn func_for_pc(&self, pc: u64) -> Option<Func> {
+        if self.nfunc == 0 {
+            return None;
+        }
+        // Binary search for the last entry <= pc.
+        let (mut lo, mut hi) = (0usize, self.nfunc);
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (entry, _) = self.functab_entry(mid)?;
+            if entry <= pc {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let func = self.func_at_index(lo)?;
+        (func.entry <= pc && pc < func.end).then_some(func)
+    }
+
+    /// Every function, in address order.
+    pub fn funcs(&self) -> impl Iterator<Item = Func> + '_ {
+        (0..self.nfunc).filter_map(|i| self.func_at_index(i))
+    }
+
+    /// The function with exactly this name.
+    pub fn func_by_name(&self, name: &str) -> Option<Func> {
+        self.funcs().find(|f| f.name == name)
+    }
+
+    /// File and line of the instruction at `pc` in `func`.
+    pub fn position(&self, func: &Func, pc: u64) -> Option<Position> {
+        let pcfile = read_u32(&self.data, func.record + 20)?;
+        let pcln = read_u32(&self.data, func.record + 24)?;
+        let cu_offset = read_u32(&self.data, func.record + 32)?;
+        let fileno = self.pcvalue(func, pcfile, pc)?;
+        let line = self.pcvalue(func, pcln, pc)?;
+        let cu_index = u32::try_from(fileno).ok()?.checked_add(cu_offset)? as usize;
+        let file_off = read_u32(&self.data, self.cutab.checked_add(cu_index.checked_mul(4)?)?)?;
+        if file_off == u32::MAX {
+            return None;
+        }
+        let file = self.c_string(self.filetab.checked_add(file_off as usize)?)?;
+        Some(Position { file, line: u32::try_from(line).ok()? })
+    }
+
+    /// Decodes a pc-value table as `runtime.pcvalue` does.
+    fn pcvalue(&self, func: &Func, table_off: u32, target: u64) -> Option<i32> {
+        if table_off == 0 {
+            return None;
+        }
+        let mut p = self.pctab.checked_add(table_off as usize)?;
+        let mut pc = func.entry;
+        let mut value: i32 = -1;
+        let mut first = true;
+        // A table never has more steps than the function has bytes.
+        for _ in 0..=func.end.saturating_sub(func.entry).min(1 << 24) {
+            let (uvdelta, n) = read_varint(&self.data, p)?;
+            if uvdelta == 0 && !first {
+                return None;
+            }
+            p += n;
+            let delta = (-((uvdelta & 1) as i32)) ^ ((uvdelta >> 1) as i32);
+            value = value.wrapping_add(delta);
+            let (pcdelta, n) = read_varint(&self.data, p)?;
+            p += n;
+            pc = pc.checked_add(u64::from(pcdelta).checked_mul(u64::from(self.quantum))?)?;
+            first = false;
+            if target < pc {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn c_string(&self, at: usize) -> Option<String> {
+        let bytes = self.data.get(at..)?;
+        let len = bytes.iter().position(|&b| b == 0)?;
+        Some(String::from_utf8_lossy(&bytes[..len]).into_owned())
+    }
+}
+
+fn read_u32(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+fn read_i32(data: &[u8], at: usize) -> Option<i32> {
+    read_u32(data, at).map(|v| v as i32)
+}
+
+fn read_u64(data: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(data.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// Unsigned LEB128 limited to 32 bits; returns (value, bytes read).
+fn read_varint(data: &[u8], at: usize) -> Option<(u32, usize)> {
+    let mut value: u32 = 0;
+    for (i, &byte) in data.get(at..)?.iter().take(5).enumerate() {
+        value |= u32::from(byte & 0x7f) << (7 * i as u32);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_garbage_without_panicking() {
+        assert_eq!(Pclntab::parse(vec![], 0).unwrap_err(), PclntabError::TooShort);
+        assert_eq!(
+            Pclntab::parse(vec![0xfb, 0xff, 0xff, 0xff, 0, 0, 1, 8], 0).unwrap_err(),
+            PclntabError::UnknownMagic(0xffff_fffb)
+        );
+        let mut header = vec![0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8];
+        header.extend_from_slice(&u64::MAX.to_le_bytes());
+        header.resize(8 + 8 * 8, 0);
+        assert!(Pclntab::parse(header, 0).is_err());
+    }
+
+    #[test]
+    fn varint_decoding() {
+        assert_eq!(read_varint(&[0x05], 0), Some((5, 1)));
+        assert_eq!(read_varint(&[0x80, 0x01], 0), Some((128, 2)));
+        assert_eq!(read_varint(&[0x80, 0x80], 0), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! Checks made before loading anything, so that a missing privilege or kernel
+//! feature is reported as one clear line instead of a failed syscall.
+
+use std::path::Path;
+
+use anyhow::bail;
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// The kernel registers a "uprobe" PMU when built with CONFIG_UPROBE_EVENTS.
+pub fn check_kernel() -> anyhow::Result<()> {
+    if !Path::new("/sys/bus/event_source/devices/uprobe").exists() {
+        bail!(
+            "this kernel has no uprobe support (no uprobe PMU in /sys/bus/event_source/devices); \
+             leaktrace needs a Linux kernel built with CONFIG_UPROBE_EVENTS"
+        );
+    }
+    Ok(())
+}
+
+/// Loading eBPF needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN on older
+/// kernels); reading another user's process needs CAP_SYS_PTRACE.
+pub fn check_capabilities(need_ptrace: bool) -> anyhow::Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = effective_capabilities(&status);
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_SYS_ADMIN) {
+        if !has(CAP_BPF) {
+            missing.push("CAP_BPF");
+        }
+        if !has(CAP_PERFMON) {
+            missing.push("CAP_PERFMON");
+        }
+    }
+    if need_ptrace && !has(CAP_SYS_PTRACE) {
+        missing.push("CAP_SYS_PTRACE");
+    }
+    if !missing.is_empty() {
+        bail!(
+            "missing privileges: leaktrace needs {} to load eBPF uprobes{}; run it as root (sudo leaktrace ...) \
+             or grant them with: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep $(which leaktrace)",
+            missing.join(" and "),
+            if need_ptrace { " and read the target's memory" } else { "" },
+        );
+    }
+    Ok(())
+}
+
+fn effective_capabilities(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_effective_capabilities() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(effective_capabilities(status), 0x1ff_ffff_ffff);
+        assert_eq!(effective_capabilities("garbage"), 0);
+    }
+}

@@ -1,0 +1,191 @@
+//! Loading the eBPF programs and attaching them to one target process.
+//!
+//! Every probe is a perf-event link owned by the loaded [`Ebpf`]; dropping
+//! [`Probes`] (or leaktrace dying, which closes the descriptors) removes them
+//! all from the target.
+
+use std::{collections::HashMap, num::NonZeroU32, path::Path};
+
+use anyhow::{Context as _, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{UProbe, uprobe::UProbeAttachLocation, uprobe::UProbeScope},
+};
+use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, GoroutineRecord, SiteCounters, SiteKey, counter};
+
+use crate::gobinary::{Function, GoBinary, disasm};
+
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace"));
+
+/// Whether to freeze the target when it calls `runtime.exit`, so that its
+/// goroutines can be read before they are gone. Only `leaktrace run` does this:
+/// it is the target's parent, so nobody else sees the stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtExit {
+    Stop,
+    Continue,
+}
+
+/// Event counts since attach, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EventCounts {
+    pub created: u64,
+    pub exited: u64,
+    pub parked: u64,
+    pub dropped_goroutine_table_full: u64,
+    pub dropped_site_table_full: u64,
+    pub dropped_read_fault: u64,
+    pub dropped_exit_notice: u64,
+}
+
+impl EventCounts {
+    pub fn dropped(&self) -> u64 {
+        self.dropped_goroutine_table_full
+            + self.dropped_site_table_full
+            + self.dropped_read_fault
+            + self.dropped_exit_notice
+    }
+}
+
+/// One attach point, for `--verbose` and the README's probe table.
+#[derive(Debug, Clone)]
+pub struct AttachPoint {
+    pub program: &'static str,
+    pub function: &'static str,
+    pub offset: u64,
+}
+
+pub struct Probes {
+    ebpf: Ebpf,
+    pub attach_points: Vec<AttachPoint>,
+}
+
+impl Probes {
+    pub fn load(binary: &GoBinary, at_exit: AtExit) -> anyhow::Result<Self> {
+        let g = &binary.g_layout;
+        let layout = GoLayout {
+            g_goid: g.goid,
+            g_gopc: g.gopc,
+            g_startpc: g.startpc,
+            g_parent_goid: g.parent_goid.unwrap_or(FIELD_ABSENT),
+        };
+        let stop_at_exit = u8::from(at_exit == AtExit::Stop);
+        let ebpf = EbpfLoader::new()
+            .set_global("LAYOUT", &layout, true)
+            .set_global("STOP_AT_EXIT", &stop_at_exit, true)
+            .load(EBPF_OBJECT)
+            .context("loading the eBPF programs")?;
+        Ok(Self { ebpf, attach_points: Vec::new() })
+    }
+
+    /// Attaches every probe to process `pid`, whose executable is reachable at
+    /// `target` (for a running process, `/proc/PID/exe`).
+    pub fn attach(&mut self, binary: &GoBinary, target: &Path, pid: u32) -> anyhow::Result<()> {
+        let pid = NonZeroU32::new(pid).ok_or_else(|| anyhow!("invalid pid 0"))?;
+        let destroy_fn = if binary.function("runtime.gdestroy").is_some() {
+            "runtime.gdestroy"
+        } else {
+            "runtime.goexit0"
+        };
+        let mut plan: Vec<(&'static str, &'static str, Vec<u64>)> = Vec::new();
+        let newproc1 = required(binary, "runtime.newproc1")?;
+        plan.push(("goroutine_created", "runtime.newproc1", disasm::return_offsets(code(binary, newproc1)?, newproc1.address)));
+        for (program, function) in [("goroutine_destroyed", destroy_fn), ("goroutine_parked", "runtime.gopark")] {
+            let f = required(binary, function)?;
+            plan.push((program, function, vec![disasm::entry_probe_offset(code(binary, f)?, f.address)]));
+        }
+        // Assembly, no prologue; called once. The symbol table names it
+        // `runtime.exit.abi0`, the pclntab `runtime.exit`.
+        let exit_fn = if binary.function("runtime.exit.abi0").is_some() { "runtime.exit.abi0" } else { "runtime.exit" };
+        plan.push(("process_exiting", exit_fn, vec![0]));
+
+        for (program, function, offsets) in plan {
+            let f = required(binary, function)?;
+            if offsets.is_empty() {
+                return Err(anyhow!("found no return instruction in {function}"));
+            }
+            let uprobe: &mut UProbe = self
+                .ebpf
+                .program_mut(program)
+                .ok_or_else(|| anyhow!("eBPF program {program} is missing"))?
+                .try_into()?;
+            uprobe.load().with_context(|| format!("loading eBPF program {program}"))?;
+            for offset in offsets {
+                let file_offset = binary
+                    .file_offset(f.address + offset)
+                    .ok_or_else(|| anyhow!("{function}+{offset:#x} is not backed by the file"))?;
+                uprobe
+                    .attach(UProbeAttachLocation::AbsoluteOffset(file_offset), target, UProbeScope::OneProcess(pid))
+                    .with_context(|| format!("attaching a uprobe to {function}+{offset:#x} in {}", target.display()))?;
+                self.attach_points.push(AttachPoint { program, function, offset });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn event_counts(&self) -> anyhow::Result<EventCounts> {
+        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(self.map("COUNTERS")?)?;
+        let sum = |index: u32| -> u64 { map.get(&index, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+        Ok(EventCounts {
+            created: sum(counter::CREATED),
+            exited: sum(counter::EXITED),
+            parked: sum(counter::PARKED),
+            dropped_goroutine_table_full: sum(counter::DROPPED_GOROUTINE_TABLE_FULL),
+            dropped_site_table_full: sum(counter::DROPPED_SITE_TABLE_FULL),
+            dropped_read_fault: sum(counter::DROPPED_READ_FAULT),
+            dropped_exit_notice: sum(counter::DROPPED_EXIT_NOTICE),
+        })
+    }
+
+    /// Per creation site, summed over CPUs.
+    pub fn site_counters(&self) -> anyhow::Result<HashMap<SiteKey, SiteCounters>> {
+        let map: PerCpuHashMap<&MapData, SiteKey, SiteCounters> = PerCpuHashMap::try_from(self.map("SITES")?)?;
+        let mut sites = HashMap::new();
+        for entry in map.iter() {
+            let (site, per_cpu) = entry?;
+            let total = per_cpu.iter().fold(SiteCounters::default(), |a, c| SiteCounters {
+                created: a.created + c.created,
+                exited: a.exited + c.exited,
+                exited_preexisting: a.exited_preexisting + c.exited_preexisting,
+            });
+            sites.insert(site, total);
+        }
+        Ok(sites)
+    }
+
+    /// Goroutines created while attached and not yet destroyed, by `*g` address.
+    pub fn goroutine_records(&self) -> anyhow::Result<HashMap<u64, GoroutineRecord>> {
+        let map: BpfHashMap<&MapData, u64, GoroutineRecord> = BpfHashMap::try_from(self.map("GOROUTINES")?)?;
+        let mut records = HashMap::new();
+        for entry in map.iter() {
+            // An entry deleted while iterating is skipped, not an error worth failing for.
+            if let Ok((g, record)) = entry {
+                records.insert(g, record);
+            }
+        }
+        Ok(records)
+    }
+
+    /// The ring buffer the exit probe writes to; taken once.
+    pub fn take_exit_notices(&mut self) -> anyhow::Result<RingBuf<aya::maps::MapData>> {
+        let map = self.ebpf.take_map("EXIT_NOTICES").ok_or_else(|| anyhow!("map EXIT_NOTICES is missing"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    fn map(&self, name: &str) -> anyhow::Result<&aya::maps::Map> {
+        self.ebpf.map(name).ok_or_else(|| anyhow!("map {name} is missing"))
+    }
+}
+
+fn required(binary: &GoBinary, name: &'static str) -> anyhow::Result<Function> {
+    binary
+        .function(name)
+        .ok_or_else(|| anyhow!("{} has no function {name}; is it a Go program?", binary.path.display()))
+}
+
+fn code(binary: &GoBinary, function: Function) -> anyhow::Result<&[u8]> {
+    binary
+        .code(function)
+        .ok_or_else(|| anyhow!("the code of a runtime function is not in {}", binary.path.display()))
+}

@@ -1,0 +1,158 @@
+//! `leaktrace run -- CMD`: trace a command from its first instruction to its exit.
+
+use std::{process::ExitStatus, time::Instant};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use leaktrace_ebpf::ExitNotice;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    cli::RunArgs,
+    gobinary::GoBinary,
+    goroutines::Goroutine,
+    launch::{HeldCommand, resolve_command},
+    output::{self, TextStream},
+    preflight,
+    probes::{AtExit, Probes},
+    report::{AttachThresholds, Mode, Observation, Report, TargetInfo},
+    target::{self, Frozen},
+};
+
+/// What the target's goroutines looked like as it called `runtime.exit`.
+struct ExitSnapshot {
+    code: i32,
+    goroutines: Option<Vec<Goroutine>>,
+    now_ns: u64,
+    load_bias: u64,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let path = resolve_command(&args.command[0])?;
+    let binary = GoBinary::open(&path)?;
+    preflight::check_kernel()?;
+    preflight::check_capabilities(false)?;
+
+    let mut probes = Probes::load(&binary, AtExit::Stop)?;
+    let held = HeldCommand::spawn(&path, &args.command)?;
+    let pid = held.pid;
+    if let Err(e) = probes.attach(&binary, &path, pid) {
+        target::send_signal(pid, libc::SIGKILL);
+        return Err(e);
+    }
+    let mut notices = AsyncFd::new(probes.take_exit_notices()?).context("watching the exit probe")?;
+    let started = Instant::now();
+    let mut child = held.release()?;
+
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut at_exit: Option<ExitSnapshot> = None;
+    let status: ExitStatus = loop {
+        tokio::select! {
+            status = child.wait() => break status.context("waiting for the command")?,
+            guard = notices.readable_mut() => {
+                let mut guard = guard?;
+                while let Some(code) = next_exit_code(guard.get_inner_mut(), pid) {
+                    at_exit = Some(snapshot_at_exit(pid, code, &binary).await);
+                }
+                guard.clear_ready();
+            }
+            // Ctrl-C and SIGTERM go to the command; its exit ends the trace.
+            _ = interrupt.recv() => target::send_signal(pid, libc::SIGINT),
+            _ = terminate.recv() => target::send_signal(pid, libc::SIGTERM),
+        }
+    };
+    let observed_ns = started.elapsed().as_nanos() as u64;
+    if at_exit.is_none() {
+        // The notice can still be queued if the process exited as it was sent.
+        if let Some(code) = next_exit_code(notices.get_mut(), pid) {
+            at_exit = Some(ExitSnapshot { code, goroutines: None, now_ns: target::monotonic_ns(), load_bias: 0 });
+        }
+    }
+    let exit_code = exit_code_of(status);
+    if at_exit.as_ref().is_none_or(|s| s.goroutines.is_none()) {
+        output::note(format!(
+            "{} ended without a clean exit ({}); live counts come from the probes alone",
+            path.display(),
+            describe(status)
+        ));
+    }
+
+    let (snapshot, now_ns, load_bias) = match at_exit {
+        Some(s) => (s.goroutines, s.now_ns, s.load_bias),
+        None => (None, target::monotonic_ns(), 0),
+    };
+    let report: Report = Observation {
+        binary: &binary,
+        mode: Mode::Run,
+        target: TargetInfo { pid, executable: path.display().to_string(), go_version: binary.build.version_text.clone() },
+        observed_ns,
+        exit_code: Some(exit_code),
+        load_bias,
+        snapshot,
+        now_ns,
+        sites: probes.site_counters()?,
+        records: probes.goroutine_records()?,
+        events: probes.event_counts()?,
+        thresholds: AttachThresholds { stuck_after_ns: 0 },
+    }
+    .into_report(args.output.all);
+    drop(probes);
+    output::emit(&report, &args.output, TextStream::Stderr)?;
+
+    Ok(if exit_code != 0 {
+        exit_code
+    } else if args.fail_on_leak && report.has_leaks() {
+        crate::EXIT_LEAKS_FOUND
+    } else {
+        0
+    })
+}
+
+fn next_exit_code(ring: &mut RingBuf<MapData>, pid: u32) -> Option<i32> {
+    while let Some(item) = ring.next() {
+        if item.len() < size_of::<ExitNotice>() {
+            continue;
+        }
+        // SAFETY: the kernel wrote an ExitNotice, and read_unaligned copes with alignment.
+        let notice: ExitNotice = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        if notice.tgid == pid {
+            return Some(notice.code);
+        }
+    }
+    None
+}
+
+/// The exit probe has sent SIGSTOP: wait for it to take hold, read, release.
+async fn snapshot_at_exit(pid: u32, code: i32, binary: &GoBinary) -> ExitSnapshot {
+    let frozen = Frozen(pid);
+    if !frozen.wait_stopped().await {
+        output::note("the command did not stop at exit in time; its goroutines are read while it runs");
+    }
+    let load_bias = target::bias_of(pid, binary);
+    let (goroutines, now_ns) = match target::read_snapshot(pid, binary) {
+        Ok((goroutines, now)) => (Some(goroutines), now),
+        Err(e) => {
+            output::note(format!("cannot read the command's goroutines at exit: {e:#}"));
+            (None, target::monotonic_ns())
+        }
+    };
+    drop(frozen);
+    ExitSnapshot { code, goroutines, now_ns, load_bias }
+}
+
+fn exit_code_of(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match status.signal() {
+        Some(signal) => format!("killed by signal {signal}"),
+        None => format!("exit status {}", status.code().unwrap_or(-1)),
+    }
+}
