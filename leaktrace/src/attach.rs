@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use leaktrace_gobinary::GoBinary;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cli::AttachArgs,
-    gobinary::GoBinary,
     output::{self, TextStream},
     preflight,
     probes::{AtExit, Probes},
@@ -53,7 +53,12 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
         output::note(format!("process {pid} exited while observed; reporting what was seen until then"));
         None
     } else {
-        match target::read_snapshot(pid, &binary) {
+        let snapshot = target::read_all_goroutines(pid, &binary).or_else(|e| {
+            output::note(format!("cannot list the goroutines that predate the attach ({e:#}); reporting those created while observed"));
+            let tracked = probes.goroutine_records()?;
+            target::read_goroutines_at(pid, &binary, tracked.keys().copied())
+        });
+        match snapshot {
             Ok(snapshot) => Some(snapshot),
             Err(e) => {
                 output::note(format!("cannot read the goroutines of process {pid}: {e:#}"));
@@ -81,7 +86,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
     }
     .into_report(args.output.all);
     // Detach before printing: the target pays for probes only while observed.
-    drop(probes);
+    probes.detach();
     output::emit(&report, &args.output, TextStream::Stdout)?;
     Ok(0)
 }

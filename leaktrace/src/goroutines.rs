@@ -3,7 +3,9 @@
 
 use std::io;
 
-use crate::{gobinary::dwarf::GLayout, procmem::ProcessMemory};
+use leaktrace_gobinary::dwarf::GLayout;
+
+use crate::procmem::ProcessMemory;
 
 /// Bounds what a corrupt or hostile `allgs` can make leaktrace read.
 const MAX_GOROUTINES: u64 = 50_000_000;
@@ -80,9 +82,9 @@ pub struct Goroutine {
     pub wait_since_ns: i64,
 }
 
-/// Reads every goroutine that is not dead. `allgs` is the run-time address of
-/// `runtime.allgs`.
-pub fn read_goroutines(mem: &ProcessMemory, allgs: u64, layout: &GLayout) -> io::Result<Vec<Goroutine>> {
+/// Reads every goroutine in `runtime.allgs` that is not dead. `allgs` is the
+/// run-time address of the slice header.
+pub fn read_all(mem: &ProcessMemory, allgs: u64, layout: &GLayout) -> io::Result<Vec<Goroutine>> {
     let array = mem.read_u64(allgs)?;
     let len = mem.read_u64(allgs + 8)?;
     if len > MAX_GOROUTINES {
@@ -90,34 +92,43 @@ pub fn read_goroutines(mem: &ProcessMemory, allgs: u64, layout: &GLayout) -> io:
     }
     let mut pointers = vec![0u8; len as usize * 8];
     mem.read_exact(array, &mut pointers)?;
+    let addresses = pointers.chunks_exact(8).map(|p| u64::from_le_bytes(p.try_into().unwrap_or_default()));
+    Ok(read_each(mem, addresses, layout))
+}
 
+/// Reads the goroutines at these `runtime.g` addresses, skipping dead ones
+/// and any that cannot be read.
+pub fn read_each(mem: &ProcessMemory, addresses: impl IntoIterator<Item = u64>, layout: &GLayout) -> Vec<Goroutine> {
     let fields = [layout.goid, layout.gopc, layout.startpc, layout.atomicstatus, layout.waitreason, layout.waitsince];
     let span = fields.iter().chain(layout.parent_goid.as_ref()).max().copied().unwrap_or(0) as usize + 8;
     let mut raw = vec![0u8; span];
     let mut goroutines = Vec::new();
-    for pointer in pointers.chunks_exact(8) {
-        let g = u64::from_le_bytes(pointer.try_into().unwrap_or_default());
-        if g == 0 || mem.read_exact(g, &mut raw).is_err() {
-            continue;
+    for g in addresses {
+        if g != 0 && mem.read_exact(g, &mut raw).is_ok() {
+            goroutines.extend(decode(g, &raw, layout));
         }
-        let u64_at = |off: u64| u64::from_le_bytes(raw[off as usize..off as usize + 8].try_into().unwrap_or_default());
-        let u32_at = |off: u64| u32::from_le_bytes(raw[off as usize..off as usize + 4].try_into().unwrap_or_default());
-        let status = GStatus::from_raw(u32_at(layout.atomicstatus));
-        if status == GStatus::Dead {
-            continue;
-        }
-        goroutines.push(Goroutine {
-            g,
-            goid: u64_at(layout.goid),
-            parent_goid: layout.parent_goid.map(u64_at),
-            gopc: u64_at(layout.gopc),
-            startpc: u64_at(layout.startpc),
-            status,
-            wait_reason: raw[layout.waitreason as usize],
-            wait_since_ns: u64_at(layout.waitsince) as i64,
-        });
     }
-    Ok(goroutines)
+    goroutines
+}
+
+/// Decodes one `runtime.g` from its first bytes; `None` if it is dead.
+fn decode(g: u64, raw: &[u8], layout: &GLayout) -> Option<Goroutine> {
+    let u64_at = |off: u64| Some(u64::from_le_bytes(raw.get(off as usize..off as usize + 8)?.try_into().ok()?));
+    let u32_at = |off: u64| Some(u32::from_le_bytes(raw.get(off as usize..off as usize + 4)?.try_into().ok()?));
+    let status = GStatus::from_raw(u32_at(layout.atomicstatus)?);
+    if status == GStatus::Dead {
+        return None;
+    }
+    Some(Goroutine {
+        g,
+        goid: u64_at(layout.goid)?,
+        parent_goid: layout.parent_goid.and_then(u64_at),
+        gopc: u64_at(layout.gopc)?,
+        startpc: u64_at(layout.startpc)?,
+        status,
+        wait_reason: *raw.get(layout.waitreason as usize)?,
+        wait_since_ns: u64_at(layout.waitsince)? as i64,
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 mod attach;
 mod cli;
-mod gobinary;
 mod goroutines;
 mod launch;
 mod output;

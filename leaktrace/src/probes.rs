@@ -10,11 +10,14 @@ use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{UProbe, uprobe::UProbeAttachLocation, uprobe::UProbeScope},
+    programs::{
+        UProbe,
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
+    },
 };
 use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, GoroutineRecord, SiteCounters, SiteKey, counter};
 
-use crate::gobinary::{Function, GoBinary, disasm};
+use leaktrace_gobinary::{Function, GoBinary, disasm};
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace"));
 
@@ -59,6 +62,7 @@ pub struct AttachPoint {
 pub struct Probes {
     ebpf: Ebpf,
     pub attach_points: Vec<AttachPoint>,
+    links: Vec<(&'static str, UProbeLinkId)>,
 }
 
 impl Probes {
@@ -76,7 +80,7 @@ impl Probes {
             .set_global("STOP_AT_EXIT", &stop_at_exit, true)
             .load(EBPF_OBJECT)
             .context("loading the eBPF programs")?;
-        Ok(Self { ebpf, attach_points: Vec::new() })
+        Ok(Self { ebpf, attach_points: Vec::new(), links: Vec::new() })
     }
 
     /// Attaches every probe to process `pid`, whose executable is reachable at
@@ -115,9 +119,10 @@ impl Probes {
                 let file_offset = binary
                     .file_offset(f.address + offset)
                     .ok_or_else(|| anyhow!("{function}+{offset:#x} is not backed by the file"))?;
-                uprobe
+                let link = uprobe
                     .attach(UProbeAttachLocation::AbsoluteOffset(file_offset), target, UProbeScope::OneProcess(pid))
                     .with_context(|| format!("attaching a uprobe to {function}+{offset:#x} in {}", target.display()))?;
+                self.links.push((program, link));
                 self.attach_points.push(AttachPoint { program, function, offset });
             }
         }
@@ -171,6 +176,24 @@ impl Probes {
     pub fn take_exit_notices(&mut self) -> anyhow::Result<RingBuf<aya::maps::MapData>> {
         let map = self.ebpf.take_map("EXIT_NOTICES").ok_or_else(|| anyhow!("map EXIT_NOTICES is missing"))?;
         Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Removes every probe from the target. Each uprobe removal waits for an
+    /// RCU grace period in the kernel (~0.1 s here), so they are removed
+    /// concurrently rather than one after another as a plain drop would.
+    pub fn detach(mut self) {
+        let mut links = Vec::new();
+        for (program, id) in std::mem::take(&mut self.links) {
+            let uprobe: Option<&mut UProbe> = self.ebpf.program_mut(program).and_then(|p| p.try_into().ok());
+            if let Some(link) = uprobe.and_then(|u| u.take_link(id).ok()) {
+                links.push(link);
+            }
+        }
+        std::thread::scope(|scope| {
+            for link in links {
+                scope.spawn(move || drop(link));
+            }
+        });
     }
 
     fn map(&self, name: &str) -> anyhow::Result<&aya::maps::Map> {

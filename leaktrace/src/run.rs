@@ -5,6 +5,7 @@ use std::{process::ExitStatus, time::Instant};
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use leaktrace_ebpf::ExitNotice;
+use leaktrace_gobinary::GoBinary;
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -12,7 +13,6 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
-    gobinary::GoBinary,
     goroutines::Goroutine,
     launch::{HeldCommand, resolve_command},
     output::{self, TextStream},
@@ -56,7 +56,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             guard = notices.readable_mut() => {
                 let mut guard = guard?;
                 while let Some(code) = next_exit_code(guard.get_inner_mut(), pid) {
-                    at_exit = Some(snapshot_at_exit(pid, code, &binary).await);
+                    at_exit = Some(snapshot_at_exit(pid, code, &binary, &probes).await);
                 }
                 guard.clear_ready();
             }
@@ -100,7 +100,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         thresholds: AttachThresholds { stuck_after_ns: 0 },
     }
     .into_report(args.output.all);
-    drop(probes);
+    probes.detach();
     output::emit(&report, &args.output, TextStream::Stderr)?;
 
     Ok(if exit_code != 0 {
@@ -127,13 +127,17 @@ fn next_exit_code(ring: &mut RingBuf<MapData>, pid: u32) -> Option<i32> {
 }
 
 /// The exit probe has sent SIGSTOP: wait for it to take hold, read, release.
-async fn snapshot_at_exit(pid: u32, code: i32, binary: &GoBinary) -> ExitSnapshot {
+/// The probes saw every goroutine since the first instruction, so the ones to
+/// read are those they saw created and not destroyed.
+async fn snapshot_at_exit(pid: u32, code: i32, binary: &GoBinary, probes: &Probes) -> ExitSnapshot {
     let frozen = Frozen(pid);
     if !frozen.wait_stopped().await {
         output::note("the command did not stop at exit in time; its goroutines are read while it runs");
     }
     let load_bias = target::bias_of(pid, binary);
-    let (goroutines, now_ns) = match target::read_snapshot(pid, binary) {
+    let tracked = probes.goroutine_records().map(|r| r.into_keys().collect::<Vec<_>>());
+    let read = tracked.and_then(|tracked| target::read_goroutines_at(pid, binary, tracked));
+    let (goroutines, now_ns) = match read {
         Ok((goroutines, now)) => (Some(goroutines), now),
         Err(e) => {
             output::note(format!("cannot read the command's goroutines at exit: {e:#}"));

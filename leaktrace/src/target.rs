@@ -3,10 +3,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, bail};
+use leaktrace_gobinary::GoBinary;
 
 use crate::{
-    gobinary::GoBinary,
-    goroutines::{Goroutine, read_goroutines},
+    goroutines::{self, Goroutine},
     procmem::{ProcessMemory, load_bias},
 };
 
@@ -38,15 +38,23 @@ pub fn executable_of(pid: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
     }
 }
 
-/// The goroutines of process `pid` right now, with the monotonic time they were read at.
-pub fn read_snapshot(pid: u32, binary: &GoBinary) -> anyhow::Result<(Vec<Goroutine>, u64)> {
+/// Every goroutine of process `pid` right now (from `runtime.allgs`), with
+/// the monotonic time they were read at.
+pub fn read_all_goroutines(pid: u32, binary: &GoBinary) -> anyhow::Result<(Vec<Goroutine>, u64)> {
     let bias = load_bias(pid, |offset| binary.address_of_file_offset(offset))
         .with_context(|| format!("reading the memory map of process {pid}"))?;
     let allgs = binary.data_symbol("runtime.allgs")? + bias;
     let mem = ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
-    let goroutines = read_goroutines(&mem, allgs, &binary.g_layout)
+    let goroutines = goroutines::read_all(&mem, allgs, &binary.g_layout)
         .with_context(|| format!("reading the goroutines of process {pid}"))?;
     Ok((goroutines, monotonic_ns()))
+}
+
+/// The goroutines at these `runtime.g` addresses (those the probes saw
+/// created and not destroyed), with the monotonic time they were read at.
+pub fn read_goroutines_at(pid: u32, binary: &GoBinary, addresses: impl IntoIterator<Item = u64>) -> anyhow::Result<(Vec<Goroutine>, u64)> {
+    let mem = ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
+    Ok((goroutines::read_each(&mem, addresses, &binary.g_layout), monotonic_ns()))
 }
 
 /// The load bias of a running process, for symbolizing its PCs.

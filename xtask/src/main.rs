@@ -1,1 +1,46 @@
-fn main() {}
+//! Project tasks: `cargo xtask setup | demo | test`.
+
+mod cmd;
+mod demo;
+mod go;
+mod layouts;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent): rust-src, bpf-linker, Go toolchains.
+    Setup,
+    /// Set up, build leaktrace and a leaky Go program, and trace it.
+    Demo,
+    /// Regenerate leaktrace-gobinary/src/known_runtimes.rs from the installed Go toolchains.
+    GenLayouts,
+    /// Set up, then run every test: unit tests and the privileged end-to-end tests.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        cargo_test_args: Vec<String>,
+    },
+}
+
+fn main() {
+    let result = match Cli::parse().task {
+        Task::Setup => setup::all(),
+        Task::Demo => demo::run(),
+        Task::GenLayouts => layouts::generate(),
+        Task::Test { cargo_test_args } => test::run(&cargo_test_args),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -8,10 +8,10 @@ mod verdict;
 use std::collections::{BTreeMap, HashMap};
 
 use leaktrace_ebpf::{GoroutineRecord, SiteCounters, SiteKey};
+use leaktrace_gobinary::{GoBinary, SourceLocation};
 use serde::Serialize;
 
 use crate::{
-    gobinary::{GoBinary, SourceLocation},
     goroutines::{GStatus, Goroutine},
     probes::EventCounts,
 };

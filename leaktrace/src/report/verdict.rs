@@ -78,11 +78,10 @@ pub fn judge(mode: Mode, site: &SiteReport, thresholds: &AttachThresholds) -> Ve
 mod tests {
     use std::collections::BTreeMap;
 
+    use leaktrace_gobinary::SourceLocation;
+
     use super::*;
-    use crate::{
-        gobinary::SourceLocation,
-        report::{BlockedFor, TimeSource},
-    };
+    use crate::report::{BlockedFor, TimeSource};
 
     fn site(origin: Origin, live: u64, created: u64, exited: u64, blocked_s: Option<u64>) -> SiteReport {
         let here = SourceLocation { function: "main.f".into(), file: "main.go".into(), line: 1 };

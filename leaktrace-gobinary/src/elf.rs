@@ -25,7 +25,6 @@ struct Segment {
 pub struct ElfImage {
     symbols: HashMap<String, Symbol>,
     segments: Vec<Segment>,
-    pub is_position_independent: bool,
 }
 
 impl ElfImage {
@@ -42,16 +41,11 @@ impl ElfImage {
                 Segment { address: s.address(), file_offset, file_size }
             })
             .collect();
-        let is_position_independent = file.kind() == object::ObjectKind::Dynamic;
-        Self { symbols, segments, is_position_independent }
+        Self { symbols, segments }
     }
 
     pub fn symbol(&self, name: &str) -> Option<Symbol> {
         self.symbols.get(name).copied()
-    }
-
-    pub fn has_symbols(&self) -> bool {
-        !self.symbols.is_empty()
     }
 
     /// The file offset that holds virtual address `address`.

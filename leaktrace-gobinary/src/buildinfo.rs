@@ -89,13 +89,6 @@ pub struct BuildInfo {
     pub modinfo: String,
 }
 
-impl BuildInfo {
-    /// The main module's path (the `path` line).
-    pub fn main_package_path(&self) -> Option<&str> {
-        self.modinfo.lines().find_map(|line| line.strip_prefix("path\t"))
-    }
-}
-
 pub fn parse(section: &[u8]) -> Result<BuildInfo, BuildInfoError> {
     if section.len() < 32 || &section[..14] != MAGIC {
         return Err(BuildInfoError::NotGo);
@@ -167,7 +160,7 @@ mod tests {
     fn reads_inline_buildinfo() {
         let info = parse(&section("go1.27.4", "0123456789abcdefpath\tmain\n0123456789abcdef")).unwrap();
         assert_eq!(info.version, GoVersion::new(1, 27, 4));
-        assert_eq!(info.main_package_path(), Some("main"));
+        assert_eq!(info.modinfo, "path\tmain\n");
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Reading a Go executable: its Go version, runtime symbols, `runtime.g`
-//! layout, wait-reason names, and file:line for any PC.
+//! layout, wait-reason names, file:line for any PC, and where to probe.
+//!
+//! No eBPF here: this crate is shared by leaktrace, xtask (which generates the
+//! per-version layout table) and the fuzz targets.
 
 pub mod buildinfo;
 pub mod disasm;
 pub mod dwarf;
 pub mod elf;
+mod known_runtimes;
 pub mod pclntab;
+pub mod runtime_table;
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +36,8 @@ pub enum BinaryError {
     WrongArchitecture(PathBuf, String),
     NotGo(PathBuf),
     TooOld(PathBuf, String),
-    NoDwarf(PathBuf),
+    /// No DWARF, and the Go release is not in the generated table either.
+    NoLayout(PathBuf, String),
     Corrupt(PathBuf, String),
     MissingRuntimeSymbol(PathBuf, &'static str),
 }
@@ -44,7 +50,7 @@ impl std::fmt::Display for BinaryError {
             Self::WrongArchitecture(p, arch) => write!(f, "{} is built for {arch}; leaktrace supports x86-64 (amd64) binaries only", p.display()),
             Self::NotGo(p) => write!(f, "{} is not a Go program (it has no Go build info); leaktrace traces Go binaries only", p.display()),
             Self::TooOld(p, v) => write!(f, "{} was built with {v}, which is too old; rebuild it with Go {}.{} or newer", p.display(), OLDEST_SUPPORTED.major, OLDEST_SUPPORTED.minor),
-            Self::NoDwarf(p) => write!(f, "{} has no DWARF debug info (built with -ldflags=\"-s -w\" or stripped); rebuild it without -s -w", p.display()),
+            Self::NoLayout(p, v) => write!(f, "{} has no DWARF debug info and leaktrace has no table for its Go release ({v}); rebuild it without -ldflags=-w, or with a Go release leaktrace knows", p.display()),
             Self::Corrupt(p, why) => write!(f, "{} looks like a Go binary but cannot be parsed: {why}", p.display()),
             Self::MissingRuntimeSymbol(p, s) => write!(f, "{} has no symbol {s}; rebuild it without -ldflags=\"-s\"", p.display()),
         }
@@ -68,11 +74,22 @@ pub struct SourceLocation {
     pub line: u32,
 }
 
+/// Where the `runtime.g` layout came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutSource {
+    Dwarf,
+    /// leaktrace's generated table, for this Go release.
+    Table(GoVersion),
+}
+
 /// Everything leaktrace needs to know about a Go executable, read once.
 pub struct GoBinary {
     pub path: PathBuf,
     pub build: BuildInfo,
     pub g_layout: GLayout,
+    pub layout_source: LayoutSource,
+    /// Things the user should know, e.g. a layout taken from another patch release.
+    pub warnings: Vec<String>,
     /// `runtime.waitReasonStrings`, indexed by the `waitReason` enum.
     pub wait_reasons: Vec<String>,
     elf: ElfImage,
@@ -116,27 +133,50 @@ impl GoBinary {
             .ok_or_else(|| BinaryError::Corrupt(p(), "no .gopclntab section".into()))?
             .into_owned();
         let pclntab = Pclntab::parse(pclntab_bytes, text_start).map_err(|e| BinaryError::Corrupt(p(), e.to_string()))?;
-        let g_layout = dwarf::read_g_layout(&file).map_err(|e| match e {
-            DwarfError::Missing => BinaryError::NoDwarf(p()),
-            other => BinaryError::Corrupt(p(), other.to_string()),
-        })?;
+        let mut warnings = Vec::new();
+        let known = runtime_table::lookup(build.version);
+        let (g_layout, layout_source) = match dwarf::read_g_layout(&file) {
+            Ok(layout) => (layout, LayoutSource::Dwarf),
+            Err(DwarfError::Missing) => match known {
+                Some((entry, matched)) => {
+                    if matched == runtime_table::Match::NearestPatch {
+                        warnings.push(format!(
+                            "{} has no DWARF; using the runtime layout of {}, the nearest release leaktrace knows",
+                            build.version_text, entry.version
+                        ));
+                    }
+                    (entry.g, LayoutSource::Table(entry.version))
+                }
+                None => return Err(BinaryError::NoLayout(p(), build.version_text.clone())),
+            },
+            Err(other) => return Err(BinaryError::Corrupt(p(), other.to_string())),
+        };
+        if build.version > NEWEST_TESTED {
+            warnings.push(format!("{} is newer than the newest Go release leaktrace was tested with (go1.27)", build.version_text));
+        }
         drop(file);
         let goroot_src = pclntab
             .func_by_name("runtime.main")
             .and_then(|f| pclntab.position(&f, f.entry))
             .and_then(|pos| pos.file.strip_suffix("runtime/proc.go").map(str::to_string))
             .unwrap_or_default();
-        let mut binary = Self { path: p(), build, g_layout, wait_reasons: Vec::new(), elf, pclntab, goroot_src, data };
-        binary.wait_reasons = binary.read_wait_reasons()?;
+        let mut binary = Self {
+            path: p(),
+            build,
+            g_layout,
+            layout_source,
+            warnings,
+            wait_reasons: Vec::new(),
+            elf,
+            pclntab,
+            goroot_src,
+            data,
+        };
+        binary.wait_reasons = match binary.read_wait_reasons() {
+            Some(reasons) => reasons,
+            None => known.map(|(k, _)| k.wait_reasons.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+        };
         Ok(binary)
-    }
-
-    pub fn version(&self) -> GoVersion {
-        self.build.version
-    }
-
-    pub fn is_position_independent(&self) -> bool {
-        self.elf.is_position_independent
     }
 
     /// A function's address and size, from the symbol table or the pclntab.
@@ -207,17 +247,15 @@ impl GoBinary {
         !first.contains('.') && location.file.contains('/')
     }
 
-    fn read_wait_reasons(&self) -> Result<Vec<String>, BinaryError> {
-        let table = self
-            .elf
-            .symbol("runtime.waitReasonStrings")
-            .ok_or_else(|| BinaryError::MissingRuntimeSymbol(self.path.clone(), "runtime.waitReasonStrings"))?;
+    /// `runtime.waitReasonStrings`, if the symbol table is there.
+    fn read_wait_reasons(&self) -> Option<Vec<String>> {
+        let table = self.elf.symbol("runtime.waitReasonStrings")?;
         let read = |address: u64, len: u64| -> Option<&[u8]> {
             let at = usize::try_from(self.elf.file_offset(address)?).ok()?;
             self.data.get(at..at.checked_add(usize::try_from(len).ok()?)?)
         };
-        let raw = read(table.address, table.size).unwrap_or_default();
-        Ok(raw
+        let raw = read(table.address, table.size)?;
+        Some(raw
             .chunks_exact(16)
             .map(|header| {
                 let ptr = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());

@@ -3,7 +3,7 @@
 
 use std::{borrow::Cow, collections::HashMap};
 
-use gimli::{AttributeValue, EndianSlice, LittleEndian, Reader as _};
+use gimli::{AttributeValue, EndianSlice, LittleEndian};
 
 use super::elf::section_data;
 

@@ -120,14 +120,6 @@ impl Pclntab {
         Ok(Self { data, ..table })
     }
 
-    pub fn len(&self) -> usize {
-        self.nfunc
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.nfunc == 0
-    }
-
     fn functab_entry(&self, i: usize) -> Option<(u64, usize)> {
         let at = self.functab + i * 8;
         let entry_off = read_u32(&self.data, at)?;
