@@ -43,6 +43,14 @@ pub fn return_offsets(code: &[u8], address: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Targets of the direct calls in the function, in order.
+pub fn call_targets(code: &[u8], address: u64) -> Vec<u64> {
+    decode(code, address)
+        .filter(|i| i.flow_control() == FlowControl::Call && i.op0_kind() == iced_x86::OpKind::NearBranch64)
+        .map(|i| i.near_branch_target())
+        .collect()
+}
+
 fn decode(code: &[u8], address: u64) -> impl Iterator<Item = Instruction> + '_ {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
     std::iter::from_fn(move || decoder.can_decode().then(|| decoder.decode()))
@@ -80,6 +88,13 @@ mod tests {
         let exit = [0x8b, 0x7c, 0x24, 0x08, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05, 0xc3];
         assert_eq!(entry_probe_offset(&exit, 0), 0);
         assert_eq!(return_offsets(&exit, 0), vec![11]);
+    }
+
+    #[test]
+    fn finds_direct_calls() {
+        // call +0x10; call rdx; ret
+        let code = [0xe8, 0x10, 0, 0, 0, 0xff, 0xd2, 0xc3];
+        assert_eq!(call_targets(&code, 0x1000), vec![0x1015]);
     }
 
     #[test]

@@ -224,6 +224,43 @@ impl GoBinary {
         self.location(return_pc.checked_sub(1)?)
     }
 
+    /// The function a goroutine runs, given its `startpc`. `go f(x)` starts a
+    /// compiler-generated wrapper (`gowrap1` from Go 1.22, `funcN` before)
+    /// that calls `f`; like Go's tracebacks, leaktrace sees through it.
+    pub fn goroutine_entry(&self, startpc: u64) -> Option<SourceLocation> {
+        let func = self.pclntab.func_for_pc(startpc)?;
+        let wrapped = (func.func_id != 0 && !func.name.starts_with("runtime."))
+            .then(|| self.wrapped_function(&func))
+            .flatten();
+        self.function_start(wrapped.map_or(startpc, |f| f.entry))
+    }
+
+    /// The function a `go` wrapper runs: the first non-runtime function it
+    /// calls directly (`go f(x)`), or else the closure literal it calls
+    /// through its context (`go func(x int) {...}(x)`), which is the ordinary
+    /// function of the same parent that starts on the same line of the same file.
+    fn wrapped_function(&self, wrapper: &pclntab::Func) -> Option<pclntab::Func> {
+        let function = Function { address: wrapper.entry, size: wrapper.end - wrapper.entry };
+        let direct = disasm::call_targets(self.code(function)?, wrapper.entry)
+            .into_iter()
+            .filter_map(|target| self.pclntab.func_for_pc(target))
+            .find(|f| !f.name.starts_with("runtime.") && f.entry != wrapper.entry);
+        if direct.is_some() {
+            return direct;
+        }
+        let parent = &wrapper.name[..=wrapper.name.rfind('.')?];
+        let here = self.pclntab.position(wrapper, wrapper.entry)?;
+        let mut literals = self.pclntab.funcs().filter(|f| {
+            f.func_id == 0
+                && f.name.starts_with(parent)
+                && f.start_line == wrapper.start_line
+                && self.pclntab.position(f, f.entry).is_some_and(|p| p.file == here.file)
+        });
+        let literal = literals.next()?;
+        // Two literals on one line: do not guess.
+        literals.next().is_none().then_some(literal)
+    }
+
     /// Where a function begins, given its entry PC.
     pub fn function_start(&self, entry: u64) -> Option<SourceLocation> {
         let func = self.pclntab.func_for_pc(entry)?;

@@ -45,6 +45,9 @@ pub struct Func {
     pub end: u64,
     /// Line of the `func` keyword (Go 1.20+), else the line at the entry PC.
     pub start_line: u32,
+    /// The runtime's `funcID`: 0 for ordinary functions; special runtime
+    /// functions and compiler-generated wrappers have others.
+    pub func_id: u8,
     /// Offset of the `_func` record, to read its tables.
     record: usize,
 }
@@ -136,7 +139,9 @@ impl Pclntab {
         let (end, _) = self.functab_entry(i + 1)?;
         let name_off = read_i32(&self.data, record + 4)?;
         let name = self.c_string(self.funcnametab.checked_add(usize::try_from(name_off).ok()?)?)?;
-        let mut func = Func { name, entry, end, start_line: 0, record };
+        // funcID follows cuOffset, and startLine from Go 1.20 on.
+        let func_id = *self.data.get(record + if self.has_start_line { 40 } else { 36 })?;
+        let mut func = Func { name, entry, end, start_line: 0, func_id, record };
         func.start_line = if self.has_start_line {
             u32::try_from(read_i32(&self.data, record + 36)?).unwrap_or(0)
         } else {

@@ -1,1 +1,232 @@
+//! Helpers for leaktrace's end-to-end tests: build the Go programs in
+//! `tests/go` with every installed Go toolchain, run the real leaktrace binary
+//! on them with the real probes, and compare its JSON report exactly.
+//!
+//! These tests need root and a kernel with uprobes. Without them they skip on
+//! a laptop, and fail when `CI=true`.
 
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use serde_json::Value;
+
+/// The Go releases the tests use when `LEAKTRACE_GO_VERSIONS` is not set.
+const DEFAULT_GO_VERSIONS: &[&str] = &["1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26", "1.27"];
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+pub fn go_module_dir() -> PathBuf {
+    workspace_root().join("tests/go")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether privileged tests can run here. Skips (returns false) only outside CI.
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let uprobes = Path::new("/sys/bus/event_source/devices/uprobe").exists();
+    if root && uprobes {
+        return true;
+    }
+    let why = if root { "the kernel has no uprobe PMU" } else { "it needs root to load eBPF" };
+    assert!(!in_ci(), "{test} cannot run: {why}; privileged tests must not be skipped in CI");
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+/// The Go toolchains to test with. Every one of them must be installed.
+pub fn go_versions() -> Vec<String> {
+    let versions: Vec<String> = match std::env::var("LEAKTRACE_GO_VERSIONS") {
+        Ok(list) => list.split(',').map(str::trim).filter(|v| !v.is_empty()).map(String::from).collect(),
+        Err(_) => DEFAULT_GO_VERSIONS.iter().map(|v| v.to_string()).collect(),
+    };
+    for v in &versions {
+        assert!(go_binary(v).exists(), "Go {v} is not installed; `cargo xtask test` installs it");
+    }
+    versions
+}
+
+pub fn go_binary(version: &str) -> PathBuf {
+    PathBuf::from(format!("/usr/lib/go-{version}/bin/go"))
+}
+
+/// A `go` command for the test module, which must never touch the network.
+pub fn go(version: &str) -> Command {
+    let mut cmd = Command::new(go_binary(version));
+    cmd.current_dir(go_module_dir()).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-mod=mod").env("GOPROXY", "off");
+    cmd
+}
+
+/// Builds `package` (e.g. `./cmd/seeds`) with Go `version` and extra `go build`
+/// flags, once per test process, and returns the binary.
+pub fn build(version: &str, package: &str, flags: &[&str]) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, Arc<Mutex<Option<PathBuf>>>>>> = OnceLock::new();
+    let key = format!("{version} {package} {}", flags.join(" "));
+    let slot = BUILT.get_or_init(Default::default).lock().unwrap().entry(key.clone()).or_default().clone();
+    let mut slot = slot.lock().unwrap();
+    if let Some(path) = slot.as_ref() {
+        return path.clone();
+    }
+    let name = format!(
+        "{}{}",
+        package.rsplit('/').next().unwrap_or("bin"),
+        flags.iter().map(|f| f.replace(|c: char| !c.is_ascii_alphanumeric(), "")).collect::<Vec<_>>().join("_")
+    );
+    let out = workspace_root().join("target/go-e2e").join(version).join(name);
+    let status = go(version).arg("build").args(flags).arg("-o").arg(&out).arg(package).status().expect("run go build");
+    assert!(status.success(), "go{version} build {package} failed");
+    *slot = Some(out.clone());
+    out
+}
+
+/// The leaktrace binary under test (`cargo xtask test` builds it).
+pub fn leaktrace_bin() -> PathBuf {
+    let path = std::env::var_os("LEAKTRACE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/leaktrace"));
+    assert!(path.exists(), "{} does not exist; run `cargo xtask test`", path.display());
+    path
+}
+
+pub fn leaktrace() -> Command {
+    Command::new(leaktrace_bin())
+}
+
+/// A fresh path for a JSON report.
+pub fn report_path(tag: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = workspace_root().join("target/e2e-reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{}-{}-{n}.json", tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), std::process::id()))
+}
+
+/// Runs `leaktrace run --json -o FILE -- binary args` and returns the parsed
+/// report with the process output.
+pub fn run_traced(binary: &Path, args: &[&str]) -> (Value, Output) {
+    let report = report_path(&binary.display().to_string());
+    let output = leaktrace()
+        .args(["run", "--json", "-o"])
+        .arg(&report)
+        .arg("--")
+        .arg(binary)
+        .args(args)
+        .output()
+        .expect("run leaktrace");
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!("no report from leaktrace ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
+    });
+    (serde_json::from_str(&text).expect("report is JSON"), output)
+}
+
+/// The 1-based line of the unique line in `file` (relative to `tests/go`)
+/// that contains `// site:NAME`.
+pub fn marker_line(file: &str, name: &str) -> u32 {
+    let text = std::fs::read_to_string(go_module_dir().join(file)).expect("read Go source");
+    let marker = format!("// site:{name}");
+    let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.trim_end().ends_with(&marker)).map(|(i, _)| i + 1).collect();
+    assert_eq!(lines.len(), 1, "marker {marker} must appear exactly once in {file}");
+    lines[0] as u32
+}
+
+/// What a test expects of one creation site in a report.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Source file relative to `tests/go`, and the `// site:` marker of the go statement.
+    pub file: &'static str,
+    pub marker: &'static str,
+    pub created_by: &'static str,
+    pub entry: &'static str,
+    pub live: u64,
+    pub created: u64,
+    pub exited: u64,
+    pub states: &'static [(&'static str, u64)],
+    pub verdict: &'static str,
+}
+
+/// The facts of one site, as compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteFacts {
+    pub created_by: String,
+    pub entry: String,
+    pub live: u64,
+    pub created: u64,
+    pub exited: u64,
+    pub states: BTreeMap<String, u64>,
+    pub verdict: String,
+}
+
+impl Site {
+    fn facts(&self) -> SiteFacts {
+        SiteFacts {
+            created_by: self.created_by.into(),
+            entry: self.entry.into(),
+            live: self.live,
+            created: self.created,
+            exited: self.exited,
+            states: self.states.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            verdict: self.verdict.into(),
+        }
+    }
+
+    fn is_at(&self, site: &Value) -> bool {
+        let line = marker_line(self.file, self.marker);
+        let suffix = format!("tests/go/{}", self.file);
+        site["created_at"]["line"].as_u64() == Some(u64::from(line))
+            && site["created_at"]["file"].as_str().is_some_and(|f| f.ends_with(&suffix))
+    }
+}
+
+/// The facts of the report's site created at `expected`'s go statement.
+fn observed(report: &Value, expected: &Site) -> Option<SiteFacts> {
+    let site = report["goroutines"].as_array()?.iter().find(|s| expected.is_at(s))?;
+    Some(SiteFacts {
+        created_by: site["created_at"]["function"].as_str()?.into(),
+        entry: site["entry"]["function"].as_str()?.into(),
+        live: site["live"].as_u64()?,
+        created: site["created"].as_u64()?,
+        exited: site["exited"].as_u64()?,
+        states: serde_json::from_value(site["states"].clone()).ok()?,
+        verdict: site["verdict"].as_str()?.into(),
+    })
+}
+
+/// Asserts that the report's sites other than the runtime's are exactly
+/// `expected`, fact for fact.
+pub fn assert_sites(report: &Value, expected: &[Site], context: &str) {
+    for site in expected {
+        assert_eq!(observed(report, site), Some(site.facts()), "{context}: site {}\nreport: {report:#}", site.marker);
+    }
+    let others: Vec<&Value> = report["goroutines"]
+        .as_array()
+        .expect("goroutines array")
+        .iter()
+        .filter(|s| s["origin"] != "runtime")
+        .filter(|s| !expected.iter().any(|e| e.is_at(s)))
+        .collect();
+    assert!(others.is_empty(), "{context}: unexpected sites {others:#?}");
+}
+
+/// Whether the code of `pid`'s executable in memory is byte-identical to its
+/// file, i.e. no uprobe breakpoint is left in it.
+pub fn text_is_pristine(pid: u32, executable: &Path) -> bool {
+    use object::{Object as _, ObjectSection as _};
+    let data = std::fs::read(executable).expect("read executable");
+    let file = object::File::parse(&*data).expect("parse executable");
+    let text = file.section_by_name(".text").expect(".text");
+    let (offset, size) = text.file_range().expect(".text in file");
+    let on_disk = &data[offset as usize..(offset + size) as usize];
+    let mut in_memory = vec![0u8; on_disk.len()];
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open target memory");
+    std::os::unix::fs::FileExt::read_exact_at(&mem, &mut in_memory, text.address()).expect("read target text");
+    in_memory == on_disk
+}

@@ -195,7 +195,7 @@ impl Observation<'_> {
         sites.entry(key).or_insert_with(|| {
             let (gopc, startpc) = (key.gopc.wrapping_sub(self.load_bias), key.startpc.wrapping_sub(self.load_bias));
             let created_at = self.binary.call_site(gopc).unwrap_or_else(|| unknown(gopc));
-            let entry = self.binary.function_start(startpc).unwrap_or_else(|| unknown(startpc));
+            let entry = self.binary.goroutine_entry(startpc).unwrap_or_else(|| unknown(startpc));
             SiteReport {
                 origin: self.origin(&created_at, &entry),
                 entry,
