@@ -142,7 +142,10 @@ mod programs {
         bump(counter::EXITED);
         match unsafe { GOROUTINES.get(g) } {
             Some(record) => {
-                let site = SiteKey { gopc: record.gopc, startpc: record.startpc };
+                let site = SiteKey {
+                    gopc: record.gopc,
+                    startpc: record.startpc,
+                };
                 let _ = GOROUTINES.remove(g);
                 count_at_site(site, |c| &mut c.exited);
             }

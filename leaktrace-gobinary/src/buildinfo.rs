@@ -20,7 +20,11 @@ pub struct GoVersion {
 
 impl GoVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self { major, minor, patch }
+        Self {
+            major,
+            minor,
+            patch,
+        }
     }
 }
 
@@ -66,7 +70,11 @@ impl FromStr for GoVersion {
                 }
             }
         };
-        Ok(Self { major: number(false)?, minor: number(false)?, patch: number(true)? })
+        Ok(Self {
+            major: number(false)?,
+            minor: number(false)?,
+            patch: number(true)?,
+        })
     }
 }
 
@@ -96,12 +104,19 @@ pub fn parse(section: &[u8]) -> Result<BuildInfo, BuildInfoError> {
     if section[15] & FLAG_INLINE_STRINGS == 0 {
         return Err(BuildInfoError::OlderThanGo118);
     }
-    let (version_text, rest) = read_string(&section[32..]).ok_or(BuildInfoError::Corrupt("version"))?;
+    let (version_text, rest) =
+        read_string(&section[32..]).ok_or(BuildInfoError::Corrupt("version"))?;
     let modinfo = read_string(rest)
         .map(|(info, _)| trim_modinfo_sentinels(&info))
         .unwrap_or_default();
-    let version = version_text.parse().map_err(|_| BuildInfoError::Corrupt("version string"))?;
-    Ok(BuildInfo { version, version_text, modinfo })
+    let version = version_text
+        .parse()
+        .map_err(|_| BuildInfoError::Corrupt("version string"))?;
+    Ok(BuildInfo {
+        version,
+        version_text,
+        modinfo,
+    })
 }
 
 fn read_string(data: &[u8]) -> Option<(String, &[u8])> {
@@ -119,7 +134,10 @@ fn read_string(data: &[u8]) -> Option<(String, &[u8])> {
     }
     let len = usize::try_from(len).ok()?;
     let body = data.get(used..used.checked_add(len)?)?;
-    Some((String::from_utf8_lossy(body).into_owned(), &data[used + len..]))
+    Some((
+        String::from_utf8_lossy(body).into_owned(),
+        &data[used + len..],
+    ))
 }
 
 /// The linker wraps modinfo in 16-byte sentinels.
@@ -151,14 +169,21 @@ mod tests {
         assert_eq!("go1.21.13".parse(), Ok(GoVersion::new(1, 21, 13)));
         assert_eq!("go1.22".parse(), Ok(GoVersion::new(1, 22, 0)));
         assert_eq!("go1.23rc1".parse(), Ok(GoVersion::new(1, 23, 0)));
-        assert_eq!("go1.24.4 X:nocoverageredesign".parse(), Ok(GoVersion::new(1, 24, 4)));
+        assert_eq!(
+            "go1.24.4 X:nocoverageredesign".parse(),
+            Ok(GoVersion::new(1, 24, 4))
+        );
         assert!("devel +abc".parse::<GoVersion>().is_err());
         assert!(GoVersion::new(1, 19, 8) < GoVersion::new(1, 21, 0));
     }
 
     #[test]
     fn reads_inline_buildinfo() {
-        let info = parse(&section("go1.27.4", "0123456789abcdefpath\tmain\n0123456789abcdef")).unwrap();
+        let info = parse(&section(
+            "go1.27.4",
+            "0123456789abcdefpath\tmain\n0123456789abcdef",
+        ))
+        .unwrap();
         assert_eq!(info.version, GoVersion::new(1, 27, 4));
         assert_eq!(info.modinfo, "path\tmain\n");
     }

@@ -46,7 +46,9 @@ pub fn return_offsets(code: &[u8], address: u64) -> Vec<u64> {
 /// Targets of the direct calls in the function, in order.
 pub fn call_targets(code: &[u8], address: u64) -> Vec<u64> {
     decode(code, address)
-        .filter(|i| i.flow_control() == FlowControl::Call && i.op0_kind() == iced_x86::OpKind::NearBranch64)
+        .filter(|i| {
+            i.flow_control() == FlowControl::Call && i.op0_kind() == iced_x86::OpKind::NearBranch64
+        })
         .map(|i| i.near_branch_target())
         .collect()
 }
@@ -85,7 +87,9 @@ mod tests {
     #[test]
     fn nosplit_functions_are_probed_at_entry() {
         // movl 8(sp),di; movl $0xe7,ax; syscall; ret
-        let exit = [0x8b, 0x7c, 0x24, 0x08, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05, 0xc3];
+        let exit = [
+            0x8b, 0x7c, 0x24, 0x08, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05, 0xc3,
+        ];
         assert_eq!(entry_probe_offset(&exit, 0), 0);
         assert_eq!(return_offsets(&exit, 0), vec![11]);
     }

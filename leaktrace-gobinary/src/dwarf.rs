@@ -47,10 +47,16 @@ pub fn read_g_layout(file: &object::File<'_>) -> Result<GLayout, DwarfError> {
     let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
         Ok(section_data(file, id.name()).unwrap_or(Cow::Borrowed(&[])))
     };
-    let sections = gimli::DwarfSections::load(load).map_err(|e| DwarfError::Malformed(e.to_string()))?;
+    let sections =
+        gimli::DwarfSections::load(load).map_err(|e| DwarfError::Malformed(e.to_string()))?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
     let fields = struct_members(&dwarf, "runtime.g")?.ok_or(DwarfError::NoRuntimeG("runtime.g"))?;
-    let field = |name: &'static str| fields.get(name).copied().ok_or(DwarfError::NoRuntimeG(name));
+    let field = |name: &'static str| {
+        fields
+            .get(name)
+            .copied()
+            .ok_or(DwarfError::NoRuntimeG(name))
+    };
     Ok(GLayout {
         goid: field("goid")?,
         gopc: field("gopc")?,
@@ -65,7 +71,10 @@ pub fn read_g_layout(file: &object::File<'_>) -> Result<GLayout, DwarfError> {
 type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, LittleEndian>>;
 
 /// Member name → byte offset of the first structure type called `name`.
-fn struct_members(dwarf: &Dwarf<'_>, name: &str) -> Result<Option<HashMap<String, u64>>, DwarfError> {
+fn struct_members(
+    dwarf: &Dwarf<'_>,
+    name: &str,
+) -> Result<Option<HashMap<String, u64>>, DwarfError> {
     let malformed = |e: gimli::Error| DwarfError::Malformed(e.to_string());
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(malformed)? {
@@ -85,9 +94,12 @@ fn struct_members(dwarf: &Dwarf<'_>, name: &str) -> Result<Option<HashMap<String
                 if entry.tag() != gimli::DW_TAG_member {
                     continue;
                 }
-                let Some(field_name) = entry_name(dwarf, &unit, entry) else { continue };
-                if let Some(AttributeValue::Udata(offset)) =
-                    entry.attr_value(gimli::DW_AT_data_member_location).map_err(malformed)?
+                let Some(field_name) = entry_name(dwarf, &unit, entry) else {
+                    continue;
+                };
+                if let Some(AttributeValue::Udata(offset)) = entry
+                    .attr_value(gimli::DW_AT_data_member_location)
+                    .map_err(malformed)?
                 {
                     members.insert(field_name, offset);
                 }
@@ -100,12 +112,21 @@ fn struct_members(dwarf: &Dwarf<'_>, name: &str) -> Result<Option<HashMap<String
 
 type Entry<'a, 'u> = gimli::DebuggingInformationEntry<'a, 'u, EndianSlice<'a, LittleEndian>>;
 
-fn entry_name(dwarf: &Dwarf<'_>, unit: &gimli::Unit<EndianSlice<'_, LittleEndian>>, entry: &Entry<'_, '_>) -> Option<String> {
+fn entry_name(
+    dwarf: &Dwarf<'_>,
+    unit: &gimli::Unit<EndianSlice<'_, LittleEndian>>,
+    entry: &Entry<'_, '_>,
+) -> Option<String> {
     let value = entry.attr_value(gimli::DW_AT_name).ok()??;
     let name = dwarf.attr_string(unit, value).ok()?;
     name.to_string().ok().map(|s| s.to_string())
 }
 
-fn has_name(dwarf: &Dwarf<'_>, unit: &gimli::Unit<EndianSlice<'_, LittleEndian>>, entry: &Entry<'_, '_>, name: &str) -> bool {
+fn has_name(
+    dwarf: &Dwarf<'_>,
+    unit: &gimli::Unit<EndianSlice<'_, LittleEndian>>,
+    entry: &Entry<'_, '_>,
+    name: &str,
+) -> bool {
     entry_name(dwarf, unit, entry).as_deref() == Some(name)
 }

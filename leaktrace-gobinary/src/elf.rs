@@ -31,14 +31,31 @@ impl ElfImage {
     pub fn read(file: &object::File<'_>) -> Self {
         let symbols = file
             .symbols()
-            .filter(|s| matches!(s.kind(), SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown))
-            .filter_map(|s| Some((s.name().ok()?.to_string(), Symbol { address: s.address(), size: s.size() })))
+            .filter(|s| {
+                matches!(
+                    s.kind(),
+                    SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown
+                )
+            })
+            .filter_map(|s| {
+                Some((
+                    s.name().ok()?.to_string(),
+                    Symbol {
+                        address: s.address(),
+                        size: s.size(),
+                    },
+                ))
+            })
             .collect();
         let segments = file
             .segments()
             .map(|s| {
                 let (file_offset, file_size) = s.file_range();
-                Segment { address: s.address(), file_offset, file_size }
+                Segment {
+                    address: s.address(),
+                    file_offset,
+                    file_size,
+                }
             })
             .collect();
         Self { symbols, segments }

@@ -46,13 +46,43 @@ impl std::fmt::Display for BinaryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unreadable(p, e) => write!(f, "cannot read {}: {e}", p.display()),
-            Self::NotElf(p) => write!(f, "{} is not an ELF executable; leaktrace traces Go programs on Linux", p.display()),
-            Self::WrongArchitecture(p, arch) => write!(f, "{} is built for {arch}; leaktrace supports x86-64 (amd64) binaries only", p.display()),
-            Self::NotGo(p) => write!(f, "{} is not a Go program (it has no Go build info); leaktrace traces Go binaries only", p.display()),
-            Self::TooOld(p, v) => write!(f, "{} was built with {v}, which is too old; rebuild it with Go {}.{} or newer", p.display(), OLDEST_SUPPORTED.major, OLDEST_SUPPORTED.minor),
-            Self::NoLayout(p, v) => write!(f, "{} has no DWARF debug info and leaktrace has no table for its Go release ({v}); rebuild it without -ldflags=-w, or with a Go release leaktrace knows", p.display()),
-            Self::Corrupt(p, why) => write!(f, "{} looks like a Go binary but cannot be parsed: {why}", p.display()),
-            Self::MissingRuntimeSymbol(p, s) => write!(f, "{} has no symbol {s}; rebuild it without -ldflags=\"-s\"", p.display()),
+            Self::NotElf(p) => write!(
+                f,
+                "{} is not an ELF executable; leaktrace traces Go programs on Linux",
+                p.display()
+            ),
+            Self::WrongArchitecture(p, arch) => write!(
+                f,
+                "{} is built for {arch}; leaktrace supports x86-64 (amd64) binaries only",
+                p.display()
+            ),
+            Self::NotGo(p) => write!(
+                f,
+                "{} is not a Go program (it has no Go build info); leaktrace traces Go binaries only",
+                p.display()
+            ),
+            Self::TooOld(p, v) => write!(
+                f,
+                "{} was built with {v}, which is too old; rebuild it with Go {}.{} or newer",
+                p.display(),
+                OLDEST_SUPPORTED.major,
+                OLDEST_SUPPORTED.minor
+            ),
+            Self::NoLayout(p, v) => write!(
+                f,
+                "{} has no DWARF debug info and leaktrace has no table for its Go release ({v}); rebuild it without -ldflags=-w, or with a Go release leaktrace knows",
+                p.display()
+            ),
+            Self::Corrupt(p, why) => write!(
+                f,
+                "{} looks like a Go binary but cannot be parsed: {why}",
+                p.display()
+            ),
+            Self::MissingRuntimeSymbol(p, s) => write!(
+                f,
+                "{} has no symbol {s}; rebuild it without -ldflags=\"-s\"",
+                p.display()
+            ),
         }
     }
 }
@@ -101,7 +131,8 @@ pub struct GoBinary {
 
 impl GoBinary {
     pub fn open(path: &Path) -> Result<Self, BinaryError> {
-        let data = std::fs::read(path).map_err(|e| BinaryError::Unreadable(path.to_path_buf(), e))?;
+        let data =
+            std::fs::read(path).map_err(|e| BinaryError::Unreadable(path.to_path_buf(), e))?;
         Self::parse(path, data)
     }
 
@@ -111,18 +142,26 @@ impl GoBinary {
         if file.format() != object::BinaryFormat::Elf {
             return Err(BinaryError::NotElf(p()));
         }
-        let buildinfo = section_data(&file, ".go.buildinfo").ok_or_else(|| BinaryError::NotGo(p()))?;
+        let buildinfo =
+            section_data(&file, ".go.buildinfo").ok_or_else(|| BinaryError::NotGo(p()))?;
         let build = match buildinfo::parse(&buildinfo) {
             Ok(build) => build,
             Err(BuildInfoError::NotGo) => return Err(BinaryError::NotGo(p())),
-            Err(BuildInfoError::OlderThanGo118) => return Err(BinaryError::TooOld(p(), "a Go release before 1.18".into())),
-            Err(BuildInfoError::Corrupt(what)) => return Err(BinaryError::Corrupt(p(), format!(".go.buildinfo: {what}"))),
+            Err(BuildInfoError::OlderThanGo118) => {
+                return Err(BinaryError::TooOld(p(), "a Go release before 1.18".into()));
+            }
+            Err(BuildInfoError::Corrupt(what)) => {
+                return Err(BinaryError::Corrupt(p(), format!(".go.buildinfo: {what}")));
+            }
         };
         if build.version < OLDEST_SUPPORTED {
             return Err(BinaryError::TooOld(p(), build.version_text.clone()));
         }
         if file.architecture() != object::Architecture::X86_64 {
-            return Err(BinaryError::WrongArchitecture(p(), format!("{:?}", file.architecture()).to_lowercase()));
+            return Err(BinaryError::WrongArchitecture(
+                p(),
+                format!("{:?}", file.architecture()).to_lowercase(),
+            ));
         }
         let elf = ElfImage::read(&file);
         let text_start = file
@@ -132,7 +171,8 @@ impl GoBinary {
         let pclntab_bytes = section_data(&file, ".gopclntab")
             .ok_or_else(|| BinaryError::Corrupt(p(), "no .gopclntab section".into()))?
             .into_owned();
-        let pclntab = Pclntab::parse(pclntab_bytes, text_start).map_err(|e| BinaryError::Corrupt(p(), e.to_string()))?;
+        let pclntab = Pclntab::parse(pclntab_bytes, text_start)
+            .map_err(|e| BinaryError::Corrupt(p(), e.to_string()))?;
         let mut warnings = Vec::new();
         let known = runtime_table::lookup(build.version);
         let (g_layout, layout_source) = match dwarf::read_g_layout(&file) {
@@ -152,7 +192,10 @@ impl GoBinary {
             Err(other) => return Err(BinaryError::Corrupt(p(), other.to_string())),
         };
         if build.version > NEWEST_TESTED {
-            warnings.push(format!("{} is newer than the newest Go release leaktrace was tested with (go1.27)", build.version_text));
+            warnings.push(format!(
+                "{} is newer than the newest Go release leaktrace was tested with (go1.27)",
+                build.version_text
+            ));
         }
         drop(file);
         let goroot_src = pclntab
@@ -174,7 +217,9 @@ impl GoBinary {
         };
         binary.wait_reasons = match binary.read_wait_reasons() {
             Some(reasons) => reasons,
-            None => known.map(|(k, _)| k.wait_reasons.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+            None => known
+                .map(|(k, _)| k.wait_reasons.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default(),
         };
         Ok(binary)
     }
@@ -182,10 +227,16 @@ impl GoBinary {
     /// A function's address and size, from the symbol table or the pclntab.
     pub fn function(&self, name: &str) -> Option<Function> {
         if let Some(sym) = self.elf.symbol(name).filter(|s| s.size > 0) {
-            return Some(Function { address: sym.address, size: sym.size });
+            return Some(Function {
+                address: sym.address,
+                size: sym.size,
+            });
         }
         let func = self.pclntab.func_by_name(name)?;
-        Some(Function { address: func.entry, size: func.end - func.entry })
+        Some(Function {
+            address: func.entry,
+            size: func.end - func.entry,
+        })
     }
 
     /// A data symbol's address, as linked (add the load bias for PIE).
@@ -199,7 +250,8 @@ impl GoBinary {
     /// The machine code of `function`.
     pub fn code(&self, function: Function) -> Option<&[u8]> {
         let start = usize::try_from(self.elf.file_offset(function.address)?).ok()?;
-        self.data.get(start..start.checked_add(usize::try_from(function.size).ok()?)?)
+        self.data
+            .get(start..start.checked_add(usize::try_from(function.size).ok()?)?)
     }
 
     /// The file offset of a code address: uprobes are placed by file offset.
@@ -215,7 +267,11 @@ impl GoBinary {
     pub fn location(&self, pc: u64) -> Option<SourceLocation> {
         let func = self.pclntab.func_for_pc(pc)?;
         let pos = self.pclntab.position(&func, pc)?;
-        Some(SourceLocation { function: func.name, file: pos.file, line: pos.line })
+        Some(SourceLocation {
+            function: func.name,
+            file: pos.file,
+            line: pos.line,
+        })
     }
 
     /// Where a `go` statement is, given the goroutine's `gopc` (a return
@@ -240,7 +296,10 @@ impl GoBinary {
     /// through its context (`go func(x int) {...}(x)`), which is the ordinary
     /// function of the same parent that starts on the same line of the same file.
     fn wrapped_function(&self, wrapper: &pclntab::Func) -> Option<pclntab::Func> {
-        let function = Function { address: wrapper.entry, size: wrapper.end - wrapper.entry };
+        let function = Function {
+            address: wrapper.entry,
+            size: wrapper.end - wrapper.entry,
+        };
         let direct = disasm::call_targets(self.code(function)?, wrapper.entry)
             .into_iter()
             .filter_map(|target| self.pclntab.func_for_pc(target))
@@ -254,7 +313,10 @@ impl GoBinary {
             f.func_id == 0
                 && f.name.starts_with(parent)
                 && f.start_line == wrapper.start_line
-                && self.pclntab.position(f, f.entry).is_some_and(|p| p.file == here.file)
+                && self
+                    .pclntab
+                    .position(f, f.entry)
+                    .is_some_and(|p| p.file == here.file)
         });
         let literal = literals.next()?;
         // Two literals on one line: do not guess.
@@ -265,8 +327,16 @@ impl GoBinary {
     pub fn function_start(&self, entry: u64) -> Option<SourceLocation> {
         let func = self.pclntab.func_for_pc(entry)?;
         let pos = self.pclntab.position(&func, entry)?;
-        let line = if func.start_line > 0 { func.start_line } else { pos.line };
-        Some(SourceLocation { function: func.name, file: pos.file, line })
+        let line = if func.start_line > 0 {
+            func.start_line
+        } else {
+            pos.line
+        };
+        Some(SourceLocation {
+            function: func.name,
+            file: pos.file,
+            line,
+        })
     }
 
     /// Whether a source file belongs to the Go distribution (standard library
@@ -276,7 +346,12 @@ impl GoBinary {
             return location.file.starts_with(&self.goroot_src);
         }
         // -trimpath: std files are "pkg/file.go", module files "module/path/file.go".
-        let main_module = self.build.modinfo.lines().find_map(|l| l.strip_prefix("mod\t")).and_then(|l| l.split('\t').next());
+        let main_module = self
+            .build
+            .modinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("mod\t"))
+            .and_then(|l| l.split('\t').next());
         if main_module.is_some_and(|m| location.file.starts_with(&format!("{m}/"))) {
             return false;
         }
@@ -289,16 +364,20 @@ impl GoBinary {
         let table = self.elf.symbol("runtime.waitReasonStrings")?;
         let read = |address: u64, len: u64| -> Option<&[u8]> {
             let at = usize::try_from(self.elf.file_offset(address)?).ok()?;
-            self.data.get(at..at.checked_add(usize::try_from(len).ok()?)?)
+            self.data
+                .get(at..at.checked_add(usize::try_from(len).ok()?)?)
         };
         let raw = read(table.address, table.size)?;
-        Some(raw
-            .chunks_exact(16)
-            .map(|header| {
-                let ptr = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
-                let len = u64::from_le_bytes(header[8..].try_into().unwrap_or_default());
-                read(ptr, len.min(256)).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
-            })
-            .collect())
+        Some(
+            raw.chunks_exact(16)
+                .map(|header| {
+                    let ptr = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
+                    let len = u64::from_le_bytes(header[8..].try_into().unwrap_or_default());
+                    read(ptr, len.min(256))
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default()
+                })
+                .collect(),
+        )
     }
 }

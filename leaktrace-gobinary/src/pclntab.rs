@@ -86,7 +86,9 @@ impl Pclntab {
         let quantum = u32::from(*data.get(6).ok_or(PclntabError::TooShort)?);
         let ptr_size = *data.get(7).ok_or(PclntabError::TooShort)?;
         if ptr_size != 8 {
-            return Err(PclntabError::Unsupported("only 64-bit binaries are supported"));
+            return Err(PclntabError::Unsupported(
+                "only 64-bit binaries are supported",
+            ));
         }
         if quantum == 0 {
             return Err(PclntabError::Corrupt("instruction quantum is 0"));
@@ -117,7 +119,11 @@ impl Pclntab {
             .checked_add(1)
             .and_then(|n| n.checked_mul(8))
             .ok_or(PclntabError::Corrupt("nfunc"))?;
-        if table.functab.checked_add(functab_len).is_none_or(|end| end > data.len()) {
+        if table
+            .functab
+            .checked_add(functab_len)
+            .is_none_or(|end| end > data.len())
+        {
             return Err(PclntabError::Corrupt("function table past the end"));
         }
         Ok(Self { data, ..table })
@@ -127,7 +133,10 @@ impl Pclntab {
         let at = self.functab + i * 8;
         let entry_off = read_u32(&self.data, at)?;
         let func_off = read_u32(&self.data, at + 4)? as usize;
-        Some((self.text_start + u64::from(entry_off), self.functab + func_off))
+        Some((
+            self.text_start + u64::from(entry_off),
+            self.functab + func_off,
+        ))
     }
 
     /// The i-th function, in address order.
@@ -138,10 +147,22 @@ impl Pclntab {
         let (entry, record) = self.functab_entry(i)?;
         let (end, _) = self.functab_entry(i + 1)?;
         let name_off = read_i32(&self.data, record + 4)?;
-        let name = self.c_string(self.funcnametab.checked_add(usize::try_from(name_off).ok()?)?)?;
+        let name = self.c_string(
+            self.funcnametab
+                .checked_add(usize::try_from(name_off).ok()?)?,
+        )?;
         // funcID follows cuOffset, and startLine from Go 1.20 on.
-        let func_id = *self.data.get(record + if self.has_start_line { 40 } else { 36 })?;
-        let mut func = Func { name, entry, end, start_line: 0, func_id, record };
+        let func_id = *self
+            .data
+            .get(record + if self.has_start_line { 40 } else { 36 })?;
+        let mut func = Func {
+            name,
+            entry,
+            end,
+            start_line: 0,
+            func_id,
+            record,
+        };
         func.start_line = if self.has_start_line {
             u32::try_from(read_i32(&self.data, record + 36)?).unwrap_or(0)
         } else {
@@ -188,12 +209,18 @@ impl Pclntab {
         let fileno = self.pcvalue(func, pcfile, pc)?;
         let line = self.pcvalue(func, pcln, pc)?;
         let cu_index = u32::try_from(fileno).ok()?.checked_add(cu_offset)? as usize;
-        let file_off = read_u32(&self.data, self.cutab.checked_add(cu_index.checked_mul(4)?)?)?;
+        let file_off = read_u32(
+            &self.data,
+            self.cutab.checked_add(cu_index.checked_mul(4)?)?,
+        )?;
         if file_off == u32::MAX {
             return None;
         }
         let file = self.c_string(self.filetab.checked_add(file_off as usize)?)?;
-        Some(Position { file, line: u32::try_from(line).ok()? })
+        Some(Position {
+            file,
+            line: u32::try_from(line).ok()?,
+        })
     }
 
     /// Decodes a pc-value table as `runtime.pcvalue` does.
@@ -233,7 +260,9 @@ impl Pclntab {
 }
 
 fn read_u32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        data.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn read_i32(data: &[u8], at: usize) -> Option<i32> {
@@ -241,7 +270,9 @@ fn read_i32(data: &[u8], at: usize) -> Option<i32> {
 }
 
 fn read_u64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(data.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        data.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Unsigned LEB128 limited to 32 bits; returns (value, bytes read).
@@ -262,7 +293,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        assert_eq!(Pclntab::parse(vec![], 0).unwrap_err(), PclntabError::TooShort);
+        assert_eq!(
+            Pclntab::parse(vec![], 0).unwrap_err(),
+            PclntabError::TooShort
+        );
         assert_eq!(
             Pclntab::parse(vec![0xfb, 0xff, 0xff, 0xff, 0, 0, 1, 8], 0).unwrap_err(),
             PclntabError::UnknownMagic(0xffff_fffb)

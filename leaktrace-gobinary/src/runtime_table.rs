@@ -56,7 +56,15 @@ pub fn render(entries: &[(GoVersion, GLayout, Vec<String>)]) -> String {
         };
         out += &format!(
             "    KnownRuntime {{\n        version: GoVersion::new({}, {}, {}),\n        g: GLayout {{\n            goid: {},\n            gopc: {},\n            startpc: {},\n            atomicstatus: {},\n            waitreason: {},\n            waitsince: {},\n            parent_goid: {parent},\n        }},\n        wait_reasons: &[\n",
-            version.major, version.minor, version.patch, g.goid, g.gopc, g.startpc, g.atomicstatus, g.waitreason, g.waitsince
+            version.major,
+            version.minor,
+            version.patch,
+            g.goid,
+            g.gopc,
+            g.startpc,
+            g.atomicstatus,
+            g.waitreason,
+            g.waitsince
         );
         for reason in reasons {
             out += &format!("            {reason:?},\n");
@@ -74,7 +82,8 @@ mod tests {
     #[test]
     fn every_supported_release_is_in_the_table() {
         for minor in [19, 21, 22, 23, 24, 25, 26, 27] {
-            let (entry, _) = lookup(GoVersion::new(1, minor, 0)).unwrap_or_else(|| panic!("go1.{minor} missing"));
+            let (entry, _) = lookup(GoVersion::new(1, minor, 0))
+                .unwrap_or_else(|| panic!("go1.{minor} missing"));
             assert_eq!(entry.version.minor, minor);
             assert!(entry.wait_reasons.contains(&"chan receive"));
             assert_eq!(entry.g.parent_goid.is_some(), minor >= 21);
@@ -85,7 +94,10 @@ mod tests {
     fn other_patch_releases_use_the_nearest_entry() {
         let known = known_versions().next().expect("table is empty");
         let other = GoVersion::new(known.major, known.minor, known.patch + 100);
-        assert_eq!(lookup(other).map(|(k, m)| (k.version, m)), Some((known, Match::NearestPatch)));
+        assert_eq!(
+            lookup(other).map(|(k, m)| (k.version, m)),
+            Some((known, Match::NearestPatch))
+        );
         assert_eq!(lookup(known).map(|(_, m)| m), Some(Match::Exact));
         assert!(lookup(GoVersion::new(1, 99, 0)).is_none());
     }

@@ -92,15 +92,23 @@ pub struct OutputArgs {
 /// Parses `500ms`, `30s`, `5m`, `2h`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 5m, 500ms"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 30s, 5m, 500ms"))?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1e3,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration unit {unit:?} in {text:?}: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {text:?}: use ms, s, m or h"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
 }
@@ -128,11 +136,15 @@ mod tests {
 
     #[test]
     fn parses_both_modes() {
-        let cli = Cli::try_parse_from(["leaktrace", "-p", "42", "--duration", "1s", "--json"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["leaktrace", "-p", "42", "--duration", "1s", "--json"]).unwrap();
         assert_eq!(cli.attach.pid, Some(42));
         assert!(cli.attach.output.json);
-        let cli = Cli::try_parse_from(["leaktrace", "run", "--fail-on-leak", "--", "./x", "-v"]).unwrap();
-        let Some(Command::Run(run)) = cli.command else { panic!("not run") };
+        let cli =
+            Cli::try_parse_from(["leaktrace", "run", "--fail-on-leak", "--", "./x", "-v"]).unwrap();
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(run.command, ["./x", "-v"]);
         assert!(Cli::try_parse_from(["leaktrace"]).is_err());
     }

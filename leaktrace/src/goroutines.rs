@@ -88,19 +88,40 @@ pub fn read_all(mem: &ProcessMemory, allgs: u64, layout: &GLayout) -> io::Result
     let array = mem.read_u64(allgs)?;
     let len = mem.read_u64(allgs + 8)?;
     if len > MAX_GOROUTINES {
-        return Err(io::Error::other(format!("runtime.allgs claims {len} goroutines")));
+        return Err(io::Error::other(format!(
+            "runtime.allgs claims {len} goroutines"
+        )));
     }
     let mut pointers = vec![0u8; len as usize * 8];
     mem.read_exact(array, &mut pointers)?;
-    let addresses = pointers.chunks_exact(8).map(|p| u64::from_le_bytes(p.try_into().unwrap_or_default()));
+    let addresses = pointers
+        .chunks_exact(8)
+        .map(|p| u64::from_le_bytes(p.try_into().unwrap_or_default()));
     Ok(read_each(mem, addresses, layout))
 }
 
 /// Reads the goroutines at these `runtime.g` addresses, skipping dead ones
 /// and any that cannot be read.
-pub fn read_each(mem: &ProcessMemory, addresses: impl IntoIterator<Item = u64>, layout: &GLayout) -> Vec<Goroutine> {
-    let fields = [layout.goid, layout.gopc, layout.startpc, layout.atomicstatus, layout.waitreason, layout.waitsince];
-    let span = fields.iter().chain(layout.parent_goid.as_ref()).max().copied().unwrap_or(0) as usize + 8;
+pub fn read_each(
+    mem: &ProcessMemory,
+    addresses: impl IntoIterator<Item = u64>,
+    layout: &GLayout,
+) -> Vec<Goroutine> {
+    let fields = [
+        layout.goid,
+        layout.gopc,
+        layout.startpc,
+        layout.atomicstatus,
+        layout.waitreason,
+        layout.waitsince,
+    ];
+    let span = fields
+        .iter()
+        .chain(layout.parent_goid.as_ref())
+        .max()
+        .copied()
+        .unwrap_or(0) as usize
+        + 8;
     let mut raw = vec![0u8; span];
     let mut goroutines = Vec::new();
     for g in addresses {
@@ -113,8 +134,16 @@ pub fn read_each(mem: &ProcessMemory, addresses: impl IntoIterator<Item = u64>, 
 
 /// Decodes one `runtime.g` from its first bytes; `None` if it is dead.
 fn decode(g: u64, raw: &[u8], layout: &GLayout) -> Option<Goroutine> {
-    let u64_at = |off: u64| Some(u64::from_le_bytes(raw.get(off as usize..off as usize + 8)?.try_into().ok()?));
-    let u32_at = |off: u64| Some(u32::from_le_bytes(raw.get(off as usize..off as usize + 4)?.try_into().ok()?));
+    let u64_at = |off: u64| {
+        Some(u64::from_le_bytes(
+            raw.get(off as usize..off as usize + 8)?.try_into().ok()?,
+        ))
+    };
+    let u32_at = |off: u64| {
+        Some(u32::from_le_bytes(
+            raw.get(off as usize..off as usize + 4)?.try_into().ok()?,
+        ))
+    };
     let status = GStatus::from_raw(u32_at(layout.atomicstatus)?);
     if status == GStatus::Dead {
         return None;

@@ -34,11 +34,20 @@ impl HeldCommand {
         let (read, write) = pipe()?;
         let me = std::env::current_exe().context("finding leaktrace's own executable")?;
         let mut cmd = tokio::process::Command::new(me);
-        cmd.arg(TRAMPOLINE_ARG).arg(read.as_raw_fd().to_string()).arg(path).args(argv);
+        cmd.arg(TRAMPOLINE_ARG)
+            .arg(read.as_raw_fd().to_string())
+            .arg(path)
+            .args(argv);
         let child = cmd.spawn().context("starting the command")?;
         drop(read);
-        let pid = child.id().context("the command exited before it could be traced")?;
-        Ok(Self { child, pid, go: File::from(write) })
+        let pid = child
+            .id()
+            .context("the command exited before it could be traced")?;
+        Ok(Self {
+            child,
+            pid,
+            go: File::from(write),
+        })
     }
 
     /// Lets the held command `exec`.
@@ -50,8 +59,13 @@ impl HeldCommand {
 
 /// The trampoline's side; only returns on error.
 pub fn trampoline(args: &[OsString]) -> anyhow::Result<()> {
-    let [fd, path, argv0, rest @ ..] = args else { bail!("usage: leaktrace __exec FD PATH ARGV0 [ARGS...]") };
-    let fd: i32 = fd.to_str().and_then(|s| s.parse().ok()).context("bad pipe fd")?;
+    let [fd, path, argv0, rest @ ..] = args else {
+        bail!("usage: leaktrace __exec FD PATH ARGV0 [ARGS...]")
+    };
+    let fd: i32 = fd
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .context("bad pipe fd")?;
     // SAFETY: the parent passed us this descriptor, and nothing else owns it.
     let mut pipe = unsafe { File::from_raw_fd(fd) };
     let mut byte = [0u8; 1];
@@ -60,7 +74,10 @@ pub fn trampoline(args: &[OsString]) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     drop(pipe);
-    let err = std::process::Command::new(path).arg0(argv0).args(rest).exec();
+    let err = std::process::Command::new(path)
+        .arg0(argv0)
+        .args(rest)
+        .exec();
     Err(err).with_context(|| format!("cannot execute {}", Path::new(path).display()))
 }
 
@@ -94,12 +111,16 @@ pub fn resolve_command(command: &str) -> anyhow::Result<PathBuf> {
     };
     match found {
         Some(path) if is_executable(&path) => Ok(path),
-        Some(path) => bail!("cannot start {}: it is not an executable file", path.display()),
+        Some(path) => bail!(
+            "cannot start {}: it is not an executable file",
+            path.display()
+        ),
         None => bail!("cannot start {command}: no such file or command in PATH"),
     }
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

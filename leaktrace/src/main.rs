@@ -27,7 +27,10 @@ fn main() {
         std::process::exit(127);
     }
     let cli = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => fail(anyhow::anyhow!("cannot start: {e}")),
     };

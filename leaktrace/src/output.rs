@@ -18,9 +18,14 @@ pub enum TextStream {
 }
 
 pub fn emit(report: &Report, args: &OutputArgs, text_stream: TextStream) -> anyhow::Result<()> {
-    let body = if args.json { json::render(report) + "\n" } else { text::render(report) };
+    let body = if args.json {
+        json::render(report) + "\n"
+    } else {
+        text::render(report)
+    };
     if let Some(path) = &args.output {
-        return std::fs::write(path, body).with_context(|| format!("writing the report to {}", path.display()));
+        return std::fs::write(path, body)
+            .with_context(|| format!("writing the report to {}", path.display()));
     }
     let result = if args.json || text_stream == TextStream::Stdout {
         std::io::stdout().lock().write_all(body.as_bytes())

@@ -10,9 +10,15 @@ const CAP_SYS_PTRACE: u32 = 19;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
+const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
+
 /// The kernel registers a "uprobe" PMU when built with CONFIG_UPROBE_EVENTS.
 pub fn check_kernel() -> anyhow::Result<()> {
-    if !Path::new("/sys/bus/event_source/devices/uprobe").exists() {
+    check_uprobe_pmu(Path::new(UPROBE_PMU))
+}
+
+fn check_uprobe_pmu(pmu: &Path) -> anyhow::Result<()> {
+    if !pmu.exists() {
         bail!(
             "this kernel has no uprobe support (no uprobe PMU in /sys/bus/event_source/devices); \
              leaktrace needs a Linux kernel built with CONFIG_UPROBE_EVENTS"
@@ -44,7 +50,11 @@ pub fn check_capabilities(need_ptrace: bool) -> anyhow::Result<()> {
             "missing privileges: leaktrace needs {} to load eBPF uprobes{}; run it as root (sudo leaktrace ...) \
              or grant them with: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep $(which leaktrace)",
             missing.join(" and "),
-            if need_ptrace { " and read the target's memory" } else { "" },
+            if need_ptrace {
+                " and read the target's memory"
+            } else {
+                ""
+            },
         );
     }
     Ok(())
@@ -61,6 +71,18 @@ fn effective_capabilities(status: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_without_uprobes_is_named() {
+        let err = check_uprobe_pmu(Path::new("/nonexistent/uprobe"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("this kernel has no uprobe support"),
+            "{err}"
+        );
+        assert!(err.contains("CONFIG_UPROBE_EVENTS"), "{err}");
+    }
 
     #[test]
     fn reads_effective_capabilities() {

@@ -15,7 +15,9 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
-use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, GoroutineRecord, SiteCounters, SiteKey, counter};
+use leaktrace_ebpf::{
+    ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, SiteCounters, SiteKey, counter,
+};
 
 use leaktrace_gobinary::{Function, GoBinary, disasm};
 
@@ -51,17 +53,8 @@ impl EventCounts {
     }
 }
 
-/// One attach point, for `--verbose` and the README's probe table.
-#[derive(Debug, Clone)]
-pub struct AttachPoint {
-    pub program: &'static str,
-    pub function: &'static str,
-    pub offset: u64,
-}
-
 pub struct Probes {
     ebpf: Ebpf,
-    pub attach_points: Vec<AttachPoint>,
     links: Vec<(&'static str, UProbeLinkId)>,
 }
 
@@ -76,11 +69,14 @@ impl Probes {
         };
         let stop_at_exit = u8::from(at_exit == AtExit::Stop);
         let ebpf = EbpfLoader::new()
-            .set_global("LAYOUT", &layout, true)
-            .set_global("STOP_AT_EXIT", &stop_at_exit, true)
+            .override_global("LAYOUT", &layout, true)
+            .override_global("STOP_AT_EXIT", &stop_at_exit, true)
             .load(EBPF_OBJECT)
             .context("loading the eBPF programs")?;
-        Ok(Self { ebpf, attach_points: Vec::new(), links: Vec::new() })
+        Ok(Self {
+            ebpf,
+            links: Vec::new(),
+        })
     }
 
     /// Attaches every probe to process `pid`, whose executable is reachable at
@@ -94,14 +90,29 @@ impl Probes {
         };
         let mut plan: Vec<(&'static str, &'static str, Vec<u64>)> = Vec::new();
         let newproc1 = required(binary, "runtime.newproc1")?;
-        plan.push(("goroutine_created", "runtime.newproc1", disasm::return_offsets(code(binary, newproc1)?, newproc1.address)));
-        for (program, function) in [("goroutine_destroyed", destroy_fn), ("goroutine_parked", "runtime.gopark")] {
+        plan.push((
+            "goroutine_created",
+            "runtime.newproc1",
+            disasm::return_offsets(code(binary, newproc1)?, newproc1.address),
+        ));
+        for (program, function) in [
+            ("goroutine_destroyed", destroy_fn),
+            ("goroutine_parked", "runtime.gopark"),
+        ] {
             let f = required(binary, function)?;
-            plan.push((program, function, vec![disasm::entry_probe_offset(code(binary, f)?, f.address)]));
+            plan.push((
+                program,
+                function,
+                vec![disasm::entry_probe_offset(code(binary, f)?, f.address)],
+            ));
         }
         // Assembly, no prologue; called once. The symbol table names it
         // `runtime.exit.abi0`, the pclntab `runtime.exit`.
-        let exit_fn = if binary.function("runtime.exit.abi0").is_some() { "runtime.exit.abi0" } else { "runtime.exit" };
+        let exit_fn = if binary.function("runtime.exit.abi0").is_some() {
+            "runtime.exit.abi0"
+        } else {
+            "runtime.exit"
+        };
         plan.push(("process_exiting", exit_fn, vec![0]));
 
         for (program, function, offsets) in plan {
@@ -114,16 +125,26 @@ impl Probes {
                 .program_mut(program)
                 .ok_or_else(|| anyhow!("eBPF program {program} is missing"))?
                 .try_into()?;
-            uprobe.load().with_context(|| format!("loading eBPF program {program}"))?;
+            uprobe
+                .load()
+                .with_context(|| format!("loading eBPF program {program}"))?;
             for offset in offsets {
                 let file_offset = binary
                     .file_offset(f.address + offset)
                     .ok_or_else(|| anyhow!("{function}+{offset:#x} is not backed by the file"))?;
                 let link = uprobe
-                    .attach(UProbeAttachLocation::AbsoluteOffset(file_offset), target, UProbeScope::OneProcess(pid))
-                    .with_context(|| format!("attaching a uprobe to {function}+{offset:#x} in {}", target.display()))?;
+                    .attach(
+                        UProbeAttachLocation::AbsoluteOffset(file_offset),
+                        target,
+                        UProbeScope::OneProcess(pid),
+                    )
+                    .with_context(|| {
+                        format!(
+                            "attaching a uprobe to {function}+{offset:#x} in {}",
+                            target.display()
+                        )
+                    })?;
                 self.links.push((program, link));
-                self.attach_points.push(AttachPoint { program, function, offset });
             }
         }
         Ok(())
@@ -145,15 +166,18 @@ impl Probes {
 
     /// Per creation site, summed over CPUs.
     pub fn site_counters(&self) -> anyhow::Result<HashMap<SiteKey, SiteCounters>> {
-        let map: PerCpuHashMap<&MapData, SiteKey, SiteCounters> = PerCpuHashMap::try_from(self.map("SITES")?)?;
+        let map: PerCpuHashMap<&MapData, SiteKey, SiteCounters> =
+            PerCpuHashMap::try_from(self.map("SITES")?)?;
         let mut sites = HashMap::new();
         for entry in map.iter() {
             let (site, per_cpu) = entry?;
-            let total = per_cpu.iter().fold(SiteCounters::default(), |a, c| SiteCounters {
-                created: a.created + c.created,
-                exited: a.exited + c.exited,
-                exited_preexisting: a.exited_preexisting + c.exited_preexisting,
-            });
+            let total = per_cpu
+                .iter()
+                .fold(SiteCounters::default(), |a, c| SiteCounters {
+                    created: a.created + c.created,
+                    exited: a.exited + c.exited,
+                    exited_preexisting: a.exited_preexisting + c.exited_preexisting,
+                });
             sites.insert(site, total);
         }
         Ok(sites)
@@ -161,30 +185,49 @@ impl Probes {
 
     /// Goroutines created while attached and not yet destroyed, by `*g` address.
     pub fn goroutine_records(&self) -> anyhow::Result<HashMap<u64, GoroutineRecord>> {
-        let map: BpfHashMap<&MapData, u64, GoroutineRecord> = BpfHashMap::try_from(self.map("GOROUTINES")?)?;
-        let mut records = HashMap::new();
-        for entry in map.iter() {
-            // An entry deleted while iterating is skipped, not an error worth failing for.
-            if let Ok((g, record)) = entry {
-                records.insert(g, record);
-            }
-        }
+        let map: BpfHashMap<&MapData, u64, GoroutineRecord> =
+            BpfHashMap::try_from(self.map("GOROUTINES")?)?;
+        // An entry deleted while iterating is skipped, not an error worth failing for.
+        let records = map.iter().flatten().collect();
         Ok(records)
     }
 
     /// The ring buffer the exit probe writes to; taken once.
-    pub fn take_exit_notices(&mut self) -> anyhow::Result<RingBuf<aya::maps::MapData>> {
-        let map = self.ebpf.take_map("EXIT_NOTICES").ok_or_else(|| anyhow!("map EXIT_NOTICES is missing"))?;
+    pub fn take_exit_notices(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map("EXIT_NOTICES")
+            .ok_or_else(|| anyhow!("map EXIT_NOTICES is missing"))?;
         Ok(RingBuf::try_from(map)?)
     }
+}
 
+/// The exit code of the next `runtime.exit` of process `pid` in the ring, if any.
+pub fn next_exit_code(ring: &mut RingBuf<MapData>, pid: u32) -> Option<i32> {
+    while let Some(item) = ring.next() {
+        if item.len() < size_of::<ExitNotice>() {
+            continue;
+        }
+        // SAFETY: the probe wrote an ExitNotice; read_unaligned copes with alignment.
+        let notice: ExitNotice = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        if notice.tgid == pid {
+            return Some(notice.code);
+        }
+    }
+    None
+}
+
+impl Probes {
     /// Removes every probe from the target. Each uprobe removal waits for an
     /// RCU grace period in the kernel (~0.1 s here), so they are removed
     /// concurrently rather than one after another as a plain drop would.
     pub fn detach(mut self) {
         let mut links = Vec::new();
         for (program, id) in std::mem::take(&mut self.links) {
-            let uprobe: Option<&mut UProbe> = self.ebpf.program_mut(program).and_then(|p| p.try_into().ok());
+            let uprobe: Option<&mut UProbe> = self
+                .ebpf
+                .program_mut(program)
+                .and_then(|p| p.try_into().ok());
             if let Some(link) = uprobe.and_then(|u| u.take_link(id).ok()) {
                 links.push(link);
             }
@@ -197,18 +240,26 @@ impl Probes {
     }
 
     fn map(&self, name: &str) -> anyhow::Result<&aya::maps::Map> {
-        self.ebpf.map(name).ok_or_else(|| anyhow!("map {name} is missing"))
+        self.ebpf
+            .map(name)
+            .ok_or_else(|| anyhow!("map {name} is missing"))
     }
 }
 
 fn required(binary: &GoBinary, name: &'static str) -> anyhow::Result<Function> {
-    binary
-        .function(name)
-        .ok_or_else(|| anyhow!("{} has no function {name}; is it a Go program?", binary.path.display()))
+    binary.function(name).ok_or_else(|| {
+        anyhow!(
+            "{} has no function {name}; is it a Go program?",
+            binary.path.display()
+        )
+    })
 }
 
 fn code(binary: &GoBinary, function: Function) -> anyhow::Result<&[u8]> {
-    binary
-        .code(function)
-        .ok_or_else(|| anyhow!("the code of a runtime function is not in {}", binary.path.display()))
+    binary.code(function).ok_or_else(|| {
+        anyhow!(
+            "the code of a runtime function is not in {}",
+            binary.path.display()
+        )
+    })
 }

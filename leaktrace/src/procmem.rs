@@ -9,7 +9,9 @@ pub struct ProcessMemory {
 impl ProcessMemory {
     pub fn open(pid: u32) -> io::Result<Self> {
         // Read-only: leaktrace never writes to the target.
-        Ok(Self { mem: File::open(format!("/proc/{pid}/mem"))? })
+        Ok(Self {
+            mem: File::open(format!("/proc/{pid}/mem"))?,
+        })
     }
 
     pub fn read_exact(&self, address: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -34,7 +36,11 @@ pub fn load_bias(pid: u32, address_of_offset: impl Fn(u64) -> Option<u64>) -> io
     })
 }
 
-fn bias_from_maps(maps: &str, exe: &Path, address_of_offset: impl Fn(u64) -> Option<u64>) -> Option<u64> {
+fn bias_from_maps(
+    maps: &str,
+    exe: &Path,
+    address_of_offset: impl Fn(u64) -> Option<u64>,
+) -> Option<u64> {
     let exe = exe.to_str()?;
     maps.lines().find_map(|line| {
         // start-end perms offset dev inode path
@@ -57,14 +63,20 @@ mod tests {
     #[test]
     fn bias_is_zero_for_fixed_address_executables() {
         let maps = "00400000-00401000 r--p 00000000 fd:00 123 /srv/app\n";
-        assert_eq!(bias_from_maps(maps, Path::new("/srv/app"), |o| Some(0x400000 + o)), Some(0));
+        assert_eq!(
+            bias_from_maps(maps, Path::new("/srv/app"), |o| Some(0x400000 + o)),
+            Some(0)
+        );
     }
 
     #[test]
     fn bias_of_a_pie_is_its_load_address() {
         let maps = "7f0000000000-7f0000001000 r--p 00000000 fd:00 1 /lib/x.so\n\
                     55d0c0000000-55d0c0001000 r--p 00000000 fd:00 2 /srv/app\n";
-        assert_eq!(bias_from_maps(maps, Path::new("/srv/app"), Some), Some(0x55d0c0000000));
+        assert_eq!(
+            bias_from_maps(maps, Path::new("/srv/app"), Some),
+            Some(0x55d0c0000000)
+        );
         assert_eq!(bias_from_maps(maps, Path::new("/srv/other"), Some), None);
     }
 }

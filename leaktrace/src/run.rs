@@ -3,8 +3,6 @@
 use std::{process::ExitStatus, time::Instant};
 
 use anyhow::Context as _;
-use aya::maps::{MapData, RingBuf};
-use leaktrace_ebpf::ExitNotice;
 use leaktrace_gobinary::GoBinary;
 use tokio::{
     io::unix::AsyncFd,
@@ -17,14 +15,13 @@ use crate::{
     launch::{HeldCommand, resolve_command},
     output::{self, TextStream},
     preflight,
-    probes::{AtExit, Probes},
+    probes::{AtExit, Probes, next_exit_code},
     report::{AttachThresholds, Mode, Observation, Report, TargetInfo},
     target::{self, Frozen},
 };
 
 /// What the target's goroutines looked like as it called `runtime.exit`.
 struct ExitSnapshot {
-    code: i32,
     goroutines: Option<Vec<Goroutine>>,
     now_ns: u64,
     load_bias: u64,
@@ -33,6 +30,10 @@ struct ExitSnapshot {
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let path = resolve_command(&args.command[0])?;
     let binary = GoBinary::open(&path)?;
+    binary
+        .warnings
+        .iter()
+        .for_each(|w| output::note(format!("warning: {w}")));
     preflight::check_kernel()?;
     preflight::check_capabilities(false)?;
 
@@ -43,7 +44,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         target::send_signal(pid, libc::SIGKILL);
         return Err(e);
     }
-    let mut notices = AsyncFd::new(probes.take_exit_notices()?).context("watching the exit probe")?;
+    // SAFETY: the ring buffer owns its map fd, which stays open and unchanged
+    // until the AsyncFd is dropped.
+    let mut notices = unsafe { AsyncFd::register(probes.take_exit_notices()?) }
+        .map_err(|e| e.into_parts().1)
+        .context("watching the exit probe")?;
     let started = Instant::now();
     let mut child = held.release()?;
 
@@ -55,8 +60,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             status = child.wait() => break status.context("waiting for the command")?,
             guard = notices.readable_mut() => {
                 let mut guard = guard?;
-                while let Some(code) = next_exit_code(guard.get_inner_mut(), pid) {
-                    at_exit = Some(snapshot_at_exit(pid, code, &binary, &probes).await);
+                while next_exit_code(guard.get_inner_mut(), pid).is_some() {
+                    at_exit = Some(snapshot_at_exit(pid, &binary, &probes).await);
                 }
                 guard.clear_ready();
             }
@@ -68,8 +73,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let observed_ns = started.elapsed().as_nanos() as u64;
     if at_exit.is_none() {
         // The notice can still be queued if the process exited as it was sent.
-        if let Some(code) = next_exit_code(notices.get_mut(), pid) {
-            at_exit = Some(ExitSnapshot { code, goroutines: None, now_ns: target::monotonic_ns(), load_bias: 0 });
+        if next_exit_code(notices.get_mut(), pid).is_some() {
+            at_exit = Some(ExitSnapshot {
+                goroutines: None,
+                now_ns: target::monotonic_ns(),
+                load_bias: 0,
+            });
         }
     }
     let exit_code = exit_code_of(status);
@@ -88,7 +97,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let report: Report = Observation {
         binary: &binary,
         mode: Mode::Run,
-        target: TargetInfo { pid, executable: path.display().to_string(), go_version: binary.build.version_text.clone() },
+        target: TargetInfo {
+            pid,
+            executable: path.display().to_string(),
+            go_version: binary.build.version_text.clone(),
+        },
         observed_ns,
         exit_code: Some(exit_code),
         load_bias,
@@ -112,45 +125,43 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     })
 }
 
-fn next_exit_code(ring: &mut RingBuf<MapData>, pid: u32) -> Option<i32> {
-    while let Some(item) = ring.next() {
-        if item.len() < size_of::<ExitNotice>() {
-            continue;
-        }
-        // SAFETY: the kernel wrote an ExitNotice, and read_unaligned copes with alignment.
-        let notice: ExitNotice = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-        if notice.tgid == pid {
-            return Some(notice.code);
-        }
-    }
-    None
-}
-
 /// The exit probe has sent SIGSTOP: wait for it to take hold, read, release.
 /// The probes saw every goroutine since the first instruction, so the ones to
 /// read are those they saw created and not destroyed.
-async fn snapshot_at_exit(pid: u32, code: i32, binary: &GoBinary, probes: &Probes) -> ExitSnapshot {
+async fn snapshot_at_exit(pid: u32, binary: &GoBinary, probes: &Probes) -> ExitSnapshot {
     let frozen = Frozen(pid);
     if !frozen.wait_stopped().await {
-        output::note("the command did not stop at exit in time; its goroutines are read while it runs");
+        output::note(
+            "the command did not stop at exit in time; its goroutines are read while it runs",
+        );
     }
     let load_bias = target::bias_of(pid, binary);
-    let tracked = probes.goroutine_records().map(|r| r.into_keys().collect::<Vec<_>>());
+    let tracked = probes
+        .goroutine_records()
+        .map(|r| r.into_keys().collect::<Vec<_>>());
     let read = tracked.and_then(|tracked| target::read_goroutines_at(pid, binary, tracked));
     let (goroutines, now_ns) = match read {
         Ok((goroutines, now)) => (Some(goroutines), now),
         Err(e) => {
-            output::note(format!("cannot read the command's goroutines at exit: {e:#}"));
+            output::note(format!(
+                "cannot read the command's goroutines at exit: {e:#}"
+            ));
             (None, target::monotonic_ns())
         }
     };
     drop(frozen);
-    ExitSnapshot { code, goroutines, now_ns, load_bias }
+    ExitSnapshot {
+        goroutines,
+        now_ns,
+        load_bias,
+    }
 }
 
 fn exit_code_of(status: ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt as _;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
 fn describe(status: ExitStatus) -> String {

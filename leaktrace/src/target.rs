@@ -15,7 +15,10 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns` and of Go's nanotime.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec to write to.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -34,7 +37,9 @@ pub fn executable_of(pid: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
             "cannot read /proc/{pid}/exe: permission denied; leaktrace needs CAP_SYS_PTRACE to trace another user's process (run it with sudo)"
         ),
-        Err(_) => bail!("process {pid} has no executable (a kernel thread or a zombie); give the PID of a running Go program"),
+        Err(_) => bail!(
+            "process {pid} has no executable (a kernel thread or a zombie); give the PID of a running Go program"
+        ),
     }
 }
 
@@ -44,7 +49,8 @@ pub fn read_all_goroutines(pid: u32, binary: &GoBinary) -> anyhow::Result<(Vec<G
     let bias = load_bias(pid, |offset| binary.address_of_file_offset(offset))
         .with_context(|| format!("reading the memory map of process {pid}"))?;
     let allgs = binary.data_symbol("runtime.allgs")? + bias;
-    let mem = ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
+    let mem =
+        ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
     let goroutines = goroutines::read_all(&mem, allgs, &binary.g_layout)
         .with_context(|| format!("reading the goroutines of process {pid}"))?;
     Ok((goroutines, monotonic_ns()))
@@ -52,9 +58,17 @@ pub fn read_all_goroutines(pid: u32, binary: &GoBinary) -> anyhow::Result<(Vec<G
 
 /// The goroutines at these `runtime.g` addresses (those the probes saw
 /// created and not destroyed), with the monotonic time they were read at.
-pub fn read_goroutines_at(pid: u32, binary: &GoBinary, addresses: impl IntoIterator<Item = u64>) -> anyhow::Result<(Vec<Goroutine>, u64)> {
-    let mem = ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
-    Ok((goroutines::read_each(&mem, addresses, &binary.g_layout), monotonic_ns()))
+pub fn read_goroutines_at(
+    pid: u32,
+    binary: &GoBinary,
+    addresses: impl IntoIterator<Item = u64>,
+) -> anyhow::Result<(Vec<Goroutine>, u64)> {
+    let mem =
+        ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
+    Ok((
+        goroutines::read_each(&mem, addresses, &binary.g_layout),
+        monotonic_ns(),
+    ))
 }
 
 /// The load bias of a running process, for symbolizing its PCs.
@@ -86,11 +100,15 @@ impl Frozen {
 }
 
 fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
     tasks.flatten().all(|task| {
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
         // The state follows the parenthesised command name.
-        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
         matches!(state, Some('T' | 't' | 'Z' | 'X') | None)
     })
 }
@@ -104,6 +122,9 @@ pub fn is_alive(pid: u32) -> bool {
     // A zombie still has /proc/PID, but its stat state is Z.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()))
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
         .is_some_and(|state| state != 'Z' && state != 'X')
 }

@@ -15,10 +15,15 @@ use std::{
 use serde_json::Value;
 
 /// The Go releases the tests use when `LEAKTRACE_GO_VERSIONS` is not set.
-const DEFAULT_GO_VERSIONS: &[&str] = &["1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26", "1.27"];
+const DEFAULT_GO_VERSIONS: &[&str] = &[
+    "1.19", "1.21", "1.22", "1.23", "1.24", "1.25", "1.26", "1.27",
+];
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub fn go_module_dir() -> PathBuf {
@@ -37,8 +42,15 @@ pub fn privileged(test: &str) -> bool {
     if root && uprobes {
         return true;
     }
-    let why = if root { "the kernel has no uprobe PMU" } else { "it needs root to load eBPF" };
-    assert!(!in_ci(), "{test} cannot run: {why}; privileged tests must not be skipped in CI");
+    let why = if root {
+        "the kernel has no uprobe PMU"
+    } else {
+        "it needs root to load eBPF"
+    };
+    assert!(
+        !in_ci(),
+        "{test} cannot run: {why}; privileged tests must not be skipped in CI"
+    );
     eprintln!("SKIPPED {test}: {why}");
     false
 }
@@ -46,11 +58,19 @@ pub fn privileged(test: &str) -> bool {
 /// The Go toolchains to test with. Every one of them must be installed.
 pub fn go_versions() -> Vec<String> {
     let versions: Vec<String> = match std::env::var("LEAKTRACE_GO_VERSIONS") {
-        Ok(list) => list.split(',').map(str::trim).filter(|v| !v.is_empty()).map(String::from).collect(),
+        Ok(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+            .collect(),
         Err(_) => DEFAULT_GO_VERSIONS.iter().map(|v| v.to_string()).collect(),
     };
     for v in &versions {
-        assert!(go_binary(v).exists(), "Go {v} is not installed; `cargo xtask test` installs it");
+        assert!(
+            go_binary(v).exists(),
+            "Go {v} is not installed; `cargo xtask test` installs it"
+        );
     }
     versions
 }
@@ -62,16 +82,27 @@ pub fn go_binary(version: &str) -> PathBuf {
 /// A `go` command for the test module, which must never touch the network.
 pub fn go(version: &str) -> Command {
     let mut cmd = Command::new(go_binary(version));
-    cmd.current_dir(go_module_dir()).env("GOTOOLCHAIN", "local").env("GOFLAGS", "-mod=mod").env("GOPROXY", "off");
+    cmd.current_dir(go_module_dir())
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off");
     cmd
 }
 
 /// Builds `package` (e.g. `./cmd/seeds`) with Go `version` and extra `go build`
 /// flags, once per test process, and returns the binary.
 pub fn build(version: &str, package: &str, flags: &[&str]) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, Arc<Mutex<Option<PathBuf>>>>>> = OnceLock::new();
+    /// One slot per build, so concurrent tests wait for the same build.
+    type Slot = Arc<Mutex<Option<PathBuf>>>;
+    static BUILT: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
     let key = format!("{version} {package} {}", flags.join(" "));
-    let slot = BUILT.get_or_init(Default::default).lock().unwrap().entry(key.clone()).or_default().clone();
+    let slot = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(key.clone())
+        .or_default()
+        .clone();
     let mut slot = slot.lock().unwrap();
     if let Some(path) = slot.as_ref() {
         return path.clone();
@@ -79,10 +110,24 @@ pub fn build(version: &str, package: &str, flags: &[&str]) -> PathBuf {
     let name = format!(
         "{}{}",
         package.rsplit('/').next().unwrap_or("bin"),
-        flags.iter().map(|f| f.replace(|c: char| !c.is_ascii_alphanumeric(), "")).collect::<Vec<_>>().join("_")
+        flags
+            .iter()
+            .map(|f| f.replace(|c: char| !c.is_ascii_alphanumeric(), ""))
+            .collect::<Vec<_>>()
+            .join("_")
     );
-    let out = workspace_root().join("target/go-e2e").join(version).join(name);
-    let status = go(version).arg("build").args(flags).arg("-o").arg(&out).arg(package).status().expect("run go build");
+    let out = workspace_root()
+        .join("target/go-e2e")
+        .join(version)
+        .join(name);
+    let status = go(version)
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(package)
+        .status()
+        .expect("run go build");
     assert!(status.success(), "go{version} build {package} failed");
     *slot = Some(out.clone());
     out
@@ -93,7 +138,11 @@ pub fn leaktrace_bin() -> PathBuf {
     let path = std::env::var_os("LEAKTRACE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/debug/leaktrace"));
-    assert!(path.exists(), "{} does not exist; run `cargo xtask test`", path.display());
+    assert!(
+        path.exists(),
+        "{} does not exist; run `cargo xtask test`",
+        path.display()
+    );
     path
 }
 
@@ -107,7 +156,11 @@ pub fn report_path(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = workspace_root().join("target/e2e-reports");
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{}-{}-{n}.json", tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), std::process::id()))
+    dir.join(format!(
+        "{}-{}-{n}.json",
+        tag.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+        std::process::id()
+    ))
 }
 
 /// Runs `leaktrace run --json -o FILE -- binary args` and returns the parsed
@@ -123,7 +176,10 @@ pub fn run_traced(binary: &Path, args: &[&str]) -> (Value, Output) {
         .output()
         .expect("run leaktrace");
     let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
-        panic!("no report from leaktrace ({e}); stderr:\n{}", String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "no report from leaktrace ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
     });
     (serde_json::from_str(&text).expect("report is JSON"), output)
 }
@@ -133,8 +189,17 @@ pub fn run_traced(binary: &Path, args: &[&str]) -> (Value, Output) {
 pub fn marker_line(file: &str, name: &str) -> u32 {
     let text = std::fs::read_to_string(go_module_dir().join(file)).expect("read Go source");
     let marker = format!("// site:{name}");
-    let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.trim_end().ends_with(&marker)).map(|(i, _)| i + 1).collect();
-    assert_eq!(lines.len(), 1, "marker {marker} must appear exactly once in {file}");
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_end().ends_with(&marker))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "marker {marker} must appear exactly once in {file}"
+    );
     lines[0] as u32
 }
 
@@ -173,7 +238,11 @@ impl Site {
             live: self.live,
             created: self.created,
             exited: self.exited,
-            states: self.states.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            states: self
+                .states
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             verdict: self.verdict.into(),
         }
     }
@@ -182,13 +251,18 @@ impl Site {
         let line = marker_line(self.file, self.marker);
         let suffix = format!("tests/go/{}", self.file);
         site["created_at"]["line"].as_u64() == Some(u64::from(line))
-            && site["created_at"]["file"].as_str().is_some_and(|f| f.ends_with(&suffix))
+            && site["created_at"]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(&suffix))
     }
 }
 
 /// The facts of the report's site created at `expected`'s go statement.
 fn observed(report: &Value, expected: &Site) -> Option<SiteFacts> {
-    let site = report["goroutines"].as_array()?.iter().find(|s| expected.is_at(s))?;
+    let site = report["goroutines"]
+        .as_array()?
+        .iter()
+        .find(|s| expected.is_at(s))?;
     Some(SiteFacts {
         created_by: site["created_at"]["function"].as_str()?.into(),
         entry: site["entry"]["function"].as_str()?.into(),
@@ -200,33 +274,60 @@ fn observed(report: &Value, expected: &Site) -> Option<SiteFacts> {
     })
 }
 
-/// Asserts that the report's sites other than the runtime's are exactly
-/// `expected`, fact for fact.
+/// Asserts that the report's sites from the program's own code are exactly
+/// `expected`, fact for fact, and that no other site is judged a leak.
 pub fn assert_sites(report: &Value, expected: &[Site], context: &str) {
     for site in expected {
-        assert_eq!(observed(report, site), Some(site.facts()), "{context}: site {}\nreport: {report:#}", site.marker);
+        assert_eq!(
+            observed(report, site),
+            Some(site.facts()),
+            "{context}: site {}\nreport: {report:#}",
+            site.marker
+        );
     }
     let others: Vec<&Value> = report["goroutines"]
         .as_array()
         .expect("goroutines array")
         .iter()
-        .filter(|s| s["origin"] != "runtime")
+        .filter(|s| s["origin"] == "program" || s["verdict"] == "leak")
         .filter(|s| !expected.iter().any(|e| e.is_at(s)))
         .collect();
     assert!(others.is_empty(), "{context}: unexpected sites {others:#?}");
 }
 
 /// Whether the code of `pid`'s executable in memory is byte-identical to its
-/// file, i.e. no uprobe breakpoint is left in it.
+/// file, i.e. no uprobe breakpoint is left in it. Finds `.text` in memory
+/// through /proc/PID/maps, so position-independent executables work too.
 pub fn text_is_pristine(pid: u32, executable: &Path) -> bool {
     use object::{Object as _, ObjectSection as _};
     let data = std::fs::read(executable).expect("read executable");
     let file = object::File::parse(&*data).expect("parse executable");
-    let text = file.section_by_name(".text").expect(".text");
-    let (offset, size) = text.file_range().expect(".text in file");
+    let (offset, size) = file
+        .section_by_name(".text")
+        .and_then(|t| t.file_range())
+        .expect(".text in file");
     let on_disk = &data[offset as usize..(offset + size) as usize];
+    let exe = std::fs::canonicalize(executable).unwrap();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
+    let address = maps
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (range, map_offset, path) = (fields.first()?, fields.get(2)?, fields.get(5)?);
+            let (start, end) = range.split_once('-')?;
+            let (start, end) = (
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+            );
+            let map_offset = u64::from_str_radix(map_offset, 16).ok()?;
+            let covers = map_offset <= offset && offset + size <= map_offset + (end - start);
+            (Path::new(path) == exe && covers).then(|| start + (offset - map_offset))
+        })
+        .next()
+        .expect(".text is mapped");
     let mut in_memory = vec![0u8; on_disk.len()];
     let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open target memory");
-    std::os::unix::fs::FileExt::read_exact_at(&mem, &mut in_memory, text.address()).expect("read target text");
+    std::os::unix::fs::FileExt::read_exact_at(&mem, &mut in_memory, address)
+        .expect("read target text");
     in_memory == on_disk
 }

@@ -6,13 +6,44 @@ use leaktrace_e2e::{Site, assert_sites, build, go_versions, privileged, run_trac
 
 const SEEDS: &str = "cmd/seeds/main.go";
 
-fn leak(marker: &'static str, created_by: &'static str, entry: &'static str, live: u64, state: &'static str) -> Site {
+fn leak(
+    marker: &'static str,
+    created_by: &'static str,
+    entry: &'static str,
+    live: u64,
+    state: &'static str,
+) -> Site {
     let states: &'static [(&'static str, u64)] = Box::leak(vec![(state, live)].into_boxed_slice());
-    Site { file: SEEDS, marker, created_by, entry, live, created: live, exited: 0, states, verdict: "leak" }
+    Site {
+        file: SEEDS,
+        marker,
+        created_by,
+        entry,
+        live,
+        created: live,
+        exited: 0,
+        states,
+        verdict: "leak",
+    }
 }
 
-fn finished(marker: &'static str, created_by: &'static str, entry: &'static str, count: u64) -> Site {
-    Site { file: SEEDS, marker, created_by, entry, live: 0, created: count, exited: count, states: &[], verdict: "ok" }
+fn finished(
+    marker: &'static str,
+    created_by: &'static str,
+    entry: &'static str,
+    count: u64,
+) -> Site {
+    Site {
+        file: SEEDS,
+        marker,
+        created_by,
+        entry,
+        live: 0,
+        created: count,
+        exited: count,
+        states: &[],
+        verdict: "ok",
+    }
 }
 
 /// Runs `seeds SCENARIO` under leaktrace with every Go version and checks the report.
@@ -24,11 +55,19 @@ fn check(scenario: &str, expected: &[Site]) {
         let seeds = build(&version, "./cmd/seeds", &[]);
         let (report, output) = run_traced(&seeds, &[scenario]);
         let context = format!("go{version} {scenario}");
-        assert_eq!(output.status.code(), Some(0), "{context}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{context}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert_eq!(report["schema_version"], 1, "{context}");
         assert_eq!(report["mode"], "run", "{context}");
         assert_eq!(report["exit_code"], 0, "{context}");
-        assert_eq!(report["snapshot"], true, "{context}: the state at exit must be read, not guessed");
+        assert_eq!(
+            report["snapshot"], true,
+            "{context}: the state at exit must be read, not guessed"
+        );
         assert_eq!(report["dropped"], 0, "{context}");
         assert_sites(&report, expected, &context);
     }
@@ -38,7 +77,13 @@ fn check(scenario: &str, expected: &[Site]) {
 fn goroutine_infinite_loop_leaks() {
     check(
         "goroutine-infinite-loop",
-        &[leak("infinite-loop", "main.goroutineLeakExample", "main.goroutineLeakExample.func1", 1, "sleep")],
+        &[leak(
+            "infinite-loop",
+            "main.goroutineLeakExample",
+            "main.goroutineLeakExample.func1",
+            1,
+            "sleep",
+        )],
     );
 }
 
@@ -46,7 +91,13 @@ fn goroutine_infinite_loop_leaks() {
 fn goroutine_waiting_for_a_signal_that_never_comes_leaks() {
     check(
         "goroutine-never-signaled",
-        &[leak("never-signaled", "main.waitingGoroutineLeak", "main.waitingGoroutineLeak.func1", 1, "chan receive")],
+        &[leak(
+            "never-signaled",
+            "main.waitingGoroutineLeak",
+            "main.waitingGoroutineLeak.func1",
+            1,
+            "chan receive",
+        )],
     );
 }
 
@@ -54,20 +105,39 @@ fn goroutine_waiting_for_a_signal_that_never_comes_leaks() {
 fn goroutine_stopped_by_done_channel_is_not_a_leak() {
     check(
         "goroutine-done-channel",
-        &[finished("done-channel", "main.correctGoroutineExample", "main.correctGoroutineExample.func1", 1)],
+        &[finished(
+            "done-channel",
+            "main.correctGoroutineExample",
+            "main.correctGoroutineExample.func1",
+            1,
+        )],
     );
 }
 
 #[test]
 fn goroutine_stopped_by_context_is_not_a_leak() {
-    check("goroutine-context", &[finished("context", "main.correctWithContext", "main.correctWithContext.func1", 1)]);
+    check(
+        "goroutine-context",
+        &[finished(
+            "context",
+            "main.correctWithContext",
+            "main.correctWithContext.func1",
+            1,
+        )],
+    );
 }
 
 #[test]
 fn blocked_sender_leaks() {
     check(
         "channel-blocked-sender",
-        &[leak("blocked-sender", "main.senderChannelLeak", "main.senderChannelLeak.func1", 1, "chan send")],
+        &[leak(
+            "blocked-sender",
+            "main.senderChannelLeak",
+            "main.senderChannelLeak.func1",
+            1,
+            "chan send",
+        )],
     );
 }
 
@@ -76,8 +146,19 @@ fn receiver_of_unclosed_channel_leaks_and_its_sender_does_not() {
     check(
         "channel-unclosed",
         &[
-            finished("unclosed-sender", "main.unclosedChannelLeak", "main.unclosedChannelLeak.func1", 1),
-            leak("unclosed-receiver", "main.unclosedChannelLeak", "main.unclosedChannelLeak.func2", 1, "chan receive"),
+            finished(
+                "unclosed-sender",
+                "main.unclosedChannelLeak",
+                "main.unclosedChannelLeak.func1",
+                1,
+            ),
+            leak(
+                "unclosed-receiver",
+                "main.unclosedChannelLeak",
+                "main.unclosedChannelLeak.func2",
+                1,
+                "chan receive",
+            ),
         ],
     );
 }
@@ -87,8 +168,18 @@ fn channel_with_done_and_close_is_not_a_leak() {
     check(
         "channel-done",
         &[
-            finished("channel-done-sender", "main.correctChannelExample", "main.correctChannelExample.func1", 1),
-            finished("channel-done-receiver", "main.correctChannelExample", "main.correctChannelExample.func2", 1),
+            finished(
+                "channel-done-sender",
+                "main.correctChannelExample",
+                "main.correctChannelExample.func1",
+                1,
+            ),
+            finished(
+                "channel-done-receiver",
+                "main.correctChannelExample",
+                "main.correctChannelExample.func2",
+                1,
+            ),
         ],
     );
 }
@@ -97,29 +188,64 @@ fn channel_with_done_and_close_is_not_a_leak() {
 fn channel_send_with_timeout_is_not_a_leak() {
     check(
         "channel-timeout",
-        &[finished("channel-timeout", "main.correctChannelWithTimeout", "main.correctChannelWithTimeout.func1", 1)],
+        &[finished(
+            "channel-timeout",
+            "main.correctChannelWithTimeout",
+            "main.correctChannelWithTimeout.func1",
+            1,
+        )],
     );
 }
 
 #[test]
 fn ten_thousand_blocked_receivers_leak() {
-    check("goroutine-10000", &[leak("leak-10000", "main.leakGoroutine", "main.leakGoroutine.func1", 10_000, "chan receive")]);
+    check(
+        "goroutine-10000",
+        &[leak(
+            "leak-10000",
+            "main.leakGoroutine",
+            "main.leakGoroutine.func1",
+            10_000,
+            "chan receive",
+        )],
+    );
 }
 
 #[test]
 fn ten_thousand_receivers_with_context_do_not_leak() {
-    check("goroutine-10000-fixed", &[finished("fixed-10000", "main.fixedGoroutine", "main.fixedGoroutine.func1", 10_000)]);
+    check(
+        "goroutine-10000-fixed",
+        &[finished(
+            "fixed-10000",
+            "main.fixedGoroutine",
+            "main.fixedGoroutine.func1",
+            10_000,
+        )],
+    );
 }
 
 #[test]
 fn finished_goroutines_are_not_leaks() {
-    check("control-finished", &[finished("finished", "main.finishedGoroutines", "main.finishedGoroutines.func1", 50)]);
+    check(
+        "control-finished",
+        &[finished(
+            "finished",
+            "main.finishedGoroutines",
+            "main.finishedGoroutines.func1",
+            50,
+        )],
+    );
 }
 
 #[test]
 fn worker_pool_shut_down_through_context_is_not_a_leak() {
     check(
         "control-worker-pool",
-        &[finished("worker", "main.workerPoolStoppedByContext", "main.workerPoolStoppedByContext.func1", 4)],
+        &[finished(
+            "worker",
+            "main.workerPoolStoppedByContext",
+            "main.workerPoolStoppedByContext.func1",
+            4,
+        )],
     );
 }

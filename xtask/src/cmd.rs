@@ -7,7 +7,9 @@ use anyhow::{Context as _, bail};
 /// Runs a command with inherited output; fails if it does.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: $ {}", show(cmd));
-    let status = cmd.status().with_context(|| format!("cannot run {}", show(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {}", show(cmd)))?;
     if !status.success() {
         bail!("{} failed: {status}", show(cmd));
     }
@@ -16,9 +18,15 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs a command quietly and returns its stdout.
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot run {}", show(cmd)))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {}", show(cmd)))?;
     if !out.status.success() {
-        bail!("{} failed: {}", show(cmd), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{} failed: {}",
+            show(cmd),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -32,7 +40,10 @@ fn show(cmd: &Command) -> String {
 }
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 pub fn cargo() -> Command {

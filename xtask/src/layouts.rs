@@ -14,12 +14,28 @@ pub fn generate() -> anyhow::Result<()> {
         let binary_path = root.join("target/go").join(version).join("seeds");
         go::build(version, "./cmd/seeds", &binary_path)?;
         let binary = GoBinary::open(&binary_path)?;
-        anyhow::ensure!(binary.layout_source == LayoutSource::Dwarf, "{} has no DWARF", binary_path.display());
-        anyhow::ensure!(!binary.wait_reasons.is_empty(), "{} has no runtime.waitReasonStrings", binary_path.display());
-        entries.push((binary.build.version, binary.g_layout, binary.wait_reasons.clone()));
+        anyhow::ensure!(
+            binary.layout_source == LayoutSource::Dwarf,
+            "{} has no DWARF",
+            binary_path.display()
+        );
+        anyhow::ensure!(
+            !binary.wait_reasons.is_empty(),
+            "{} has no runtime.waitReasonStrings",
+            binary_path.display()
+        );
+        entries.push((
+            binary.build.version,
+            binary.g_layout,
+            binary.wait_reasons.clone(),
+        ));
     }
     let path = root.join("leaktrace-gobinary/src/known_runtimes.rs");
     std::fs::write(&path, runtime_table::render(&entries))?;
-    eprintln!("xtask: wrote {} ({} Go releases)", path.display(), entries.len());
+    eprintln!(
+        "xtask: wrote {} ({} Go releases)",
+        path.display(),
+        entries.len()
+    );
     Ok(())
 }

@@ -41,14 +41,38 @@ pub fn all() -> anyhow::Result<()> {
 pub fn ebpf_toolchain() -> anyhow::Result<()> {
     let installed = cmd::output(Command::new("rustup").args(["toolchain", "list"]))?;
     if !installed.lines().any(|l| l.starts_with(EBPF_TOOLCHAIN)) {
-        cmd::run(Command::new("rustup").args(["toolchain", "install", EBPF_TOOLCHAIN, "--profile", "minimal"]))?;
+        cmd::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            EBPF_TOOLCHAIN,
+            "--profile",
+            "minimal",
+        ]))?;
     }
-    let components = cmd::output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", EBPF_TOOLCHAIN]))?;
+    let components = cmd::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        EBPF_TOOLCHAIN,
+    ]))?;
     if !components.lines().any(|l| l.starts_with("rust-src")) {
-        cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", EBPF_TOOLCHAIN]))?;
+        cmd::run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            EBPF_TOOLCHAIN,
+        ]))?;
     }
     // bpf-linker loads libLLVM by soname, so it only runs under the toolchain it was built against.
-    let version = cmd::output(Command::new("rustup").args(["run", EBPF_TOOLCHAIN, "bpf-linker", "--version"])).unwrap_or_default();
+    let version = cmd::output(Command::new("rustup").args([
+        "run",
+        EBPF_TOOLCHAIN,
+        "bpf-linker",
+        "--version",
+    ]))
+    .unwrap_or_default();
     if version.contains(BPF_LINKER_VERSION) {
         return Ok(());
     }
@@ -56,14 +80,26 @@ pub fn ebpf_toolchain() -> anyhow::Result<()> {
 }
 
 fn build_bpf_linker() -> anyhow::Result<()> {
-    let sysroot = cmd::output(Command::new("rustc").arg(format!("+{EBPF_TOOLCHAIN}")).args(["--print", "sysroot"]))?;
+    let sysroot = cmd::output(
+        Command::new("rustc")
+            .arg(format!("+{EBPF_TOOLCHAIN}"))
+            .args(["--print", "sysroot"]),
+    )?;
     let lib_dir = Path::new(sysroot.trim()).join("lib");
     let libllvm = std::fs::read_dir(&lib_dir)?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.")))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
         .with_context(|| format!("no libLLVM.so.* in {}", lib_dir.display()))?;
-    let verbose = cmd::output(Command::new("rustc").arg(format!("+{EBPF_TOOLCHAIN}")).arg("-vV"))?;
+    let verbose = cmd::output(
+        Command::new("rustc")
+            .arg(format!("+{EBPF_TOOLCHAIN}"))
+            .arg("-vV"),
+    )?;
     let llvm_major = verbose
         .lines()
         .find_map(|l| l.strip_prefix("LLVM version: "))
@@ -80,23 +116,40 @@ fn build_bpf_linker() -> anyhow::Result<()> {
     std::os::unix::fs::symlink(&libllvm, &link)?;
     cmd::run(
         Command::new("rustup")
-            .args(["run", EBPF_TOOLCHAIN, "cargo", "install", &format!("bpf-linker@{BPF_LINKER_VERSION}")])
-            .args(["--locked", "--force", "--no-default-features", "--features", &format!("llvm-{llvm_major}")])
+            .args([
+                "run",
+                EBPF_TOOLCHAIN,
+                "cargo",
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            ])
+            .args([
+                "--locked",
+                "--force",
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{llvm_major}"),
+            ])
             .env("LLVM_PREFIX", &prefix),
     )
 }
 
 /// Installs the Go toolchains that are missing from Debian's packages.
 pub fn go_toolchains(versions: &[&str]) -> anyhow::Result<()> {
-    let missing: Vec<&(&str, &str)> =
-        go::TOOLCHAINS.iter().filter(|(v, _)| versions.contains(v) && !go::is_installed(v)).collect();
+    let missing: Vec<&(&str, &str)> = go::TOOLCHAINS
+        .iter()
+        .filter(|(v, _)| versions.contains(v) && !go::is_installed(v))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         let names: Vec<&str> = missing.iter().map(|(v, _)| *v).collect();
-        bail!("Go {} missing; run `cargo xtask setup` as root to install them from Debian's packages", names.join(", "));
+        bail!(
+            "Go {} missing; run `cargo xtask setup` as root to install them from Debian's packages",
+            names.join(", ")
+        );
     }
     write_if_changed(APT_SOURCES, APT_SOURCES_TEXT)?;
     write_if_changed(APT_PIN, APT_PIN_TEXT)?;
@@ -104,7 +157,15 @@ pub fn go_toolchains(versions: &[&str]) -> anyhow::Result<()> {
     for (version, suite) in missing {
         cmd::run(
             Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends", "-t", suite, &format!("golang-{version}-go")])
+                .args([
+                    "install",
+                    "-y",
+                    "-q",
+                    "--no-install-recommends",
+                    "-t",
+                    suite,
+                    &format!("golang-{version}-go"),
+                ])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }

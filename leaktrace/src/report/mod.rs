@@ -107,7 +107,9 @@ pub struct Report {
 
 impl Report {
     pub fn leaking_sites(&self) -> impl Iterator<Item = &SiteReport> {
-        self.goroutines.iter().filter(|s| s.verdict == Verdict::Leak)
+        self.goroutines
+            .iter()
+            .filter(|s| s.verdict == Verdict::Leak)
     }
 
     pub fn has_leaks(&self) -> bool {
@@ -148,7 +150,13 @@ impl Observation<'_> {
                 for g in goroutines {
                     let blocked = self.blocked_for(g);
                     let state = self.state_name(g);
-                    let site = self.site(&mut by_site, SiteKey { gopc: g.gopc, startpc: g.startpc });
+                    let site = self.site(
+                        &mut by_site,
+                        SiteKey {
+                            gopc: g.gopc,
+                            startpc: g.startpc,
+                        },
+                    );
                     site.live += 1;
                     *site.states.entry(state).or_default() += 1;
                     site.blocked_for = longest(site.blocked_for, blocked);
@@ -158,7 +166,13 @@ impl Observation<'_> {
             None => {
                 // The process is gone: what was created and not destroyed is what lived.
                 for record in self.records.values() {
-                    let site = self.site(&mut by_site, SiteKey { gopc: record.gopc, startpc: record.startpc });
+                    let site = self.site(
+                        &mut by_site,
+                        SiteKey {
+                            gopc: record.gopc,
+                            startpc: record.startpc,
+                        },
+                    );
                     site.live += 1;
                     site.goids.push(record.goid);
                 }
@@ -175,8 +189,20 @@ impl Observation<'_> {
             .filter(|site| include_all || site.origin != Origin::Runtime)
             .collect();
         goroutines.sort_by(|a, b| {
-            (a.verdict.rank(), b.live, b.created, &a.created_at.file, a.created_at.line)
-                .cmp(&(b.verdict.rank(), a.live, a.created, &b.created_at.file, b.created_at.line))
+            (
+                a.verdict.rank(),
+                b.live,
+                b.created,
+                &a.created_at.file,
+                a.created_at.line,
+            )
+                .cmp(&(
+                    b.verdict.rank(),
+                    a.live,
+                    a.created,
+                    &b.created_at.file,
+                    b.created_at.line,
+                ))
         });
         Report {
             schema_version: SCHEMA_VERSION,
@@ -191,11 +217,21 @@ impl Observation<'_> {
         }
     }
 
-    fn site<'m>(&self, sites: &'m mut HashMap<SiteKey, SiteReport>, key: SiteKey) -> &'m mut SiteReport {
+    fn site<'m>(
+        &self,
+        sites: &'m mut HashMap<SiteKey, SiteReport>,
+        key: SiteKey,
+    ) -> &'m mut SiteReport {
         sites.entry(key).or_insert_with(|| {
-            let (gopc, startpc) = (key.gopc.wrapping_sub(self.load_bias), key.startpc.wrapping_sub(self.load_bias));
+            let (gopc, startpc) = (
+                key.gopc.wrapping_sub(self.load_bias),
+                key.startpc.wrapping_sub(self.load_bias),
+            );
             let created_at = self.binary.call_site(gopc).unwrap_or_else(|| unknown(gopc));
-            let entry = self.binary.goroutine_entry(startpc).unwrap_or_else(|| unknown(startpc));
+            let entry = self
+                .binary
+                .goroutine_entry(startpc)
+                .unwrap_or_else(|| unknown(startpc));
             SiteReport {
                 origin: self.origin(&created_at, &entry),
                 entry,
@@ -246,7 +282,10 @@ impl Observation<'_> {
             .get(&g.g)
             .filter(|r| r.goid == g.goid && r.parked_ns != 0 && g.status != GStatus::Syscall);
         if let Some(record) = exact {
-            return Some(BlockedFor { longest_ns: self.now_ns.saturating_sub(record.parked_ns), source: TimeSource::Exact });
+            return Some(BlockedFor {
+                longest_ns: self.now_ns.saturating_sub(record.parked_ns),
+                source: TimeSource::Exact,
+            });
         }
         (g.wait_since_ns > 0).then(|| BlockedFor {
             longest_ns: self.now_ns.saturating_sub(g.wait_since_ns as u64),
@@ -263,5 +302,9 @@ fn longest(a: Option<BlockedFor>, b: Option<BlockedFor>) -> Option<BlockedFor> {
 }
 
 fn unknown(pc: u64) -> SourceLocation {
-    SourceLocation { function: format!("?{pc:#x}"), file: String::new(), line: 0 }
+    SourceLocation {
+        function: format!("?{pc:#x}"),
+        file: String::new(),
+        line: 0,
+    }
 }

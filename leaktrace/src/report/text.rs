@@ -8,33 +8,67 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let target = &report.target;
     let how = match (report.mode, report.exit_code) {
-        (_, Some(code)) => format!("exited with status {code} after {}", duration(report.observed_ns)),
+        (_, Some(code)) => format!(
+            "exited with status {code} after {}",
+            duration(report.observed_ns)
+        ),
         (Mode::Run, None) => format!("ended after {}", duration(report.observed_ns)),
         (Mode::Attach, None) => format!("observed for {}", duration(report.observed_ns)),
     };
-    let _ = writeln!(out, "leaktrace: pid {} {} ({}) {how}", target.pid, target.executable, target.go_version);
+    let _ = writeln!(
+        out,
+        "leaktrace: pid {} {} ({}) {how}",
+        target.pid, target.executable, target.go_version
+    );
 
     let leaks: Vec<&SiteReport> = report.leaking_sites().collect();
     let leaked: u64 = leaks.iter().map(|s| s.live).sum();
     if leaks.is_empty() {
         let _ = writeln!(out, "no goroutine leaks found");
     } else {
-        let _ = writeln!(out, "{leaked} leaked {} from {} {}", plural(leaked, "goroutine"), leaks.len(), plural(leaks.len() as u64, "site"));
+        let _ = writeln!(
+            out,
+            "{leaked} leaked {} from {} {}",
+            plural(leaked, "goroutine"),
+            leaks.len(),
+            plural(leaks.len() as u64, "site")
+        );
     }
     if report.dropped > 0 {
-        let _ = writeln!(out, "warning: {} probe events were dropped; counts may be low", report.dropped);
+        let _ = writeln!(
+            out,
+            "warning: {} probe events were dropped; counts may be low",
+            report.dropped
+        );
     }
     if !report.snapshot {
-        let _ = writeln!(out, "warning: the target's memory could not be read at the end; live counts come from the probes alone");
+        let _ = writeln!(
+            out,
+            "warning: the target's memory could not be read at the end; live counts come from the probes alone"
+        );
     }
-    for site in report.goroutines.iter().filter(|s| s.live > 0 || s.verdict == Verdict::Leak) {
+    for site in report
+        .goroutines
+        .iter()
+        .filter(|s| s.live > 0 || s.verdict == Verdict::Leak)
+    {
         out.push('\n');
         write_site(&mut out, site);
     }
-    let finished: Vec<&SiteReport> = report.goroutines.iter().filter(|s| s.live == 0 && s.verdict != Verdict::Leak).collect();
+    let finished: Vec<&SiteReport> = report
+        .goroutines
+        .iter()
+        .filter(|s| s.live == 0 && s.verdict != Verdict::Leak)
+        .collect();
     if !finished.is_empty() {
         let total: u64 = finished.iter().map(|s| s.created).sum();
-        let _ = writeln!(out, "\n{total} other {} from {} {} exited normally", plural(total, "goroutine"), finished.len(), plural(finished.len() as u64, "site"));
+        let _ = writeln!(
+            out,
+            "\n{total} other {} from {} {} exited normally",
+            plural(total, "goroutine"),
+            finished.len(),
+            plural(finished.len() as u64, "site")
+        );
     }
     out
 }
@@ -48,9 +82,20 @@ fn write_site(out: &mut String, site: &SiteReport) {
         plural(site.live, "goroutine"),
         states(site)
     );
-    let _ = writeln!(out, "{}()\n\t{}:{}", site.entry.function, site.entry.file, site.entry.line);
-    let _ = writeln!(out, "created by {}\n\t{}:{}", site.created_at.function, site.created_at.file, site.created_at.line);
-    let mut observed = format!("{} alive, {} created and {} exited while observed", site.live, site.created, site.exited);
+    let _ = writeln!(
+        out,
+        "{}()\n\t{}:{}",
+        site.entry.function, site.entry.file, site.entry.line
+    );
+    let _ = writeln!(
+        out,
+        "created by {}\n\t{}:{}",
+        site.created_at.function, site.created_at.file, site.created_at.line
+    );
+    let mut observed = format!(
+        "{} alive, {} created and {} exited while observed",
+        site.live, site.created, site.exited
+    );
     if site.exited_preexisting > 0 {
         let _ = write!(observed, ", {} older ones exited", site.exited_preexisting);
     }
@@ -64,7 +109,11 @@ fn states(site: &SiteReport) -> String {
     let mut text = match parts.as_slice() {
         [] => "exited".to_string(),
         [(only, _)] => (*only).clone(),
-        many => many.iter().map(|(s, n)| format!("{s}: {n}")).collect::<Vec<_>>().join(", "),
+        many => many
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     if let Some(blocked) = site.blocked_for {
         let _ = write!(text, ", {}", blocked_for(blocked));
@@ -73,7 +122,11 @@ fn states(site: &SiteReport) -> String {
 }
 
 fn blocked_for(blocked: BlockedFor) -> String {
-    let approx = if blocked.source == TimeSource::Runtime { "≥" } else { "" };
+    let approx = if blocked.source == TimeSource::Runtime {
+        "≥"
+    } else {
+        ""
+    };
     format!("{approx}{}", duration(blocked.longest_ns))
 }
 
@@ -91,7 +144,11 @@ pub fn duration(ns: u64) -> String {
 }
 
 fn plural(n: u64, word: &str) -> String {
-    if n == 1 { word.to_string() } else { format!("{word}s") }
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
 }
 
 #[cfg(test)]

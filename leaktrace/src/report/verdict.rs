@@ -63,7 +63,9 @@ pub fn judge(mode: Mode, site: &SiteReport, thresholds: &AttachThresholds) -> Ve
         // Everything the program started must be gone when it exits.
         Mode::Run => Verdict::Leak,
         Mode::Attach => {
-            let stuck = site.blocked_for.is_some_and(|b| b.longest_ns >= thresholds.stuck_after_ns);
+            let stuck = site
+                .blocked_for
+                .is_some_and(|b| b.longest_ns >= thresholds.stuck_after_ns);
             let grew = site.created > site.exited;
             match (stuck, grew) {
                 (true, true) => Verdict::Leak,
@@ -83,8 +85,18 @@ mod tests {
     use super::*;
     use crate::report::{BlockedFor, TimeSource};
 
-    fn site(origin: Origin, live: u64, created: u64, exited: u64, blocked_s: Option<u64>) -> SiteReport {
-        let here = SourceLocation { function: "main.f".into(), file: "main.go".into(), line: 1 };
+    fn site(
+        origin: Origin,
+        live: u64,
+        created: u64,
+        exited: u64,
+        blocked_s: Option<u64>,
+    ) -> SiteReport {
+        let here = SourceLocation {
+            function: "main.f".into(),
+            file: "main.go".into(),
+            line: 1,
+        };
         SiteReport {
             created_at: here.clone(),
             entry: here,
@@ -93,28 +105,61 @@ mod tests {
             exited,
             exited_preexisting: 0,
             states: BTreeMap::new(),
-            blocked_for: blocked_s.map(|s| BlockedFor { longest_ns: s * 1_000_000_000, source: TimeSource::Exact }),
+            blocked_for: blocked_s.map(|s| BlockedFor {
+                longest_ns: s * 1_000_000_000,
+                source: TimeSource::Exact,
+            }),
             origin,
             verdict: Verdict::Ok,
             goids: vec![],
         }
     }
 
-    const T: AttachThresholds = AttachThresholds { stuck_after_ns: 10_000_000_000 };
+    const T: AttachThresholds = AttachThresholds {
+        stuck_after_ns: 10_000_000_000,
+    };
 
     #[test]
     fn run_mode_flags_every_program_goroutine_left_at_exit() {
-        assert_eq!(judge(Mode::Run, &site(Origin::Program, 3, 3, 0, None), &T), Verdict::Leak);
-        assert_eq!(judge(Mode::Run, &site(Origin::Program, 0, 5, 5, None), &T), Verdict::Ok);
-        assert_eq!(judge(Mode::Run, &site(Origin::StandardLibrary, 1, 1, 0, Some(1)), &T), Verdict::Library);
-        assert_eq!(judge(Mode::Run, &site(Origin::Runtime, 4, 4, 0, Some(1)), &T), Verdict::Runtime);
+        assert_eq!(
+            judge(Mode::Run, &site(Origin::Program, 3, 3, 0, None), &T),
+            Verdict::Leak
+        );
+        assert_eq!(
+            judge(Mode::Run, &site(Origin::Program, 0, 5, 5, None), &T),
+            Verdict::Ok
+        );
+        assert_eq!(
+            judge(
+                Mode::Run,
+                &site(Origin::StandardLibrary, 1, 1, 0, Some(1)),
+                &T
+            ),
+            Verdict::Library
+        );
+        assert_eq!(
+            judge(Mode::Run, &site(Origin::Runtime, 4, 4, 0, Some(1)), &T),
+            Verdict::Runtime
+        );
     }
 
     #[test]
     fn attach_mode_needs_growth_and_stuck_goroutines() {
-        assert_eq!(judge(Mode::Attach, &site(Origin::Program, 5, 5, 0, Some(20)), &T), Verdict::Leak);
-        assert_eq!(judge(Mode::Attach, &site(Origin::Program, 5, 0, 0, Some(20)), &T), Verdict::Suspect);
-        assert_eq!(judge(Mode::Attach, &site(Origin::Program, 5, 5, 0, Some(2)), &T), Verdict::Ok);
-        assert_eq!(judge(Mode::Attach, &site(Origin::Program, 5, 9, 9, None), &T), Verdict::Ok);
+        assert_eq!(
+            judge(Mode::Attach, &site(Origin::Program, 5, 5, 0, Some(20)), &T),
+            Verdict::Leak
+        );
+        assert_eq!(
+            judge(Mode::Attach, &site(Origin::Program, 5, 0, 0, Some(20)), &T),
+            Verdict::Suspect
+        );
+        assert_eq!(
+            judge(Mode::Attach, &site(Origin::Program, 5, 5, 0, Some(2)), &T),
+            Verdict::Ok
+        );
+        assert_eq!(
+            judge(Mode::Attach, &site(Origin::Program, 5, 9, 9, None), &T),
+            Verdict::Ok
+        );
     }
 }

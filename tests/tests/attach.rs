@@ -1,0 +1,252 @@
+//! `leaktrace -p PID` on a running service built with every installed Go
+//! toolchain: leaks from before and during the window are counted exactly,
+//! healthy long-lived goroutines are not leaks, and every way of stopping
+//! (--duration, Ctrl-C, SIGTERM, the target exiting) leaves no probe behind.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use leaktrace_e2e::{
+    build, go_versions, leaktrace, marker_line, privileged, report_path, text_is_pristine,
+};
+use serde_json::Value;
+
+const SERVICE: &str = "cmd/service/main.go";
+const PRELEAK: u64 = 5;
+
+struct Service {
+    child: Child,
+    binary: PathBuf,
+}
+
+impl Service {
+    fn start(version: &str) -> Self {
+        let binary = build(version, "./cmd/service", &[]);
+        let mut child = Command::new(&binary)
+            .arg(format!("-preleak={PRELEAK}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start service");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        Self { child, binary }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Tracer {
+    child: Child,
+    /// The rest of leaktrace's stderr, after the "tracing" line.
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `leaktrace -p PID ARGS --json -o REPORT` and waits until it has attached.
+fn attach(pid: u32, args: &[&str], report: &Path) -> Tracer {
+    let mut child = leaktrace()
+        .arg("-p")
+        .arg(pid.to_string())
+        .args(args)
+        .args(["--json", "-o"])
+        .arg(report)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start leaktrace");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with(&format!("leaktrace: tracing pid {pid} ")),
+        "unexpected first line: {line:?}"
+    );
+    // Keep draining stderr so leaktrace never blocks on it.
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        rest
+    });
+    Tracer { child, stderr }
+}
+
+/// Waits for leaktrace; returns its report and the rest of its stderr.
+fn finish(mut tracer: Tracer, report: &Path) -> (Value, String) {
+    let status = tracer.child.wait().unwrap();
+    let stderr = tracer.stderr.join().unwrap();
+    assert_eq!(status.code(), Some(0), "leaktrace -p must exit 0: {stderr}");
+    (
+        serde_json::from_str(&std::fs::read_to_string(report).expect("report written"))
+            .expect("JSON"),
+        stderr,
+    )
+}
+
+fn site<'a>(report: &'a Value, marker: &str) -> &'a Value {
+    let line = u64::from(marker_line(SERVICE, marker));
+    report["goroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["created_at"]["line"] == line
+                && s["created_at"]["file"].as_str().unwrap().ends_with(SERVICE)
+        })
+        .unwrap_or_else(|| panic!("no site {marker} in {report:#}"))
+}
+
+#[test]
+fn attach_counts_leaks_from_before_and_during_the_window() {
+    if !privileged("attach_counts_leaks_from_before_and_during_the_window") {
+        return;
+    }
+    for version in go_versions() {
+        let service = Service::start(&version);
+        let report_file = report_path(&format!("attach-{version}"));
+        let tracer = attach(
+            service.pid(),
+            &["--duration", "2s", "--stuck-after", "100ms"],
+            &report_file,
+        );
+        assert!(
+            !text_is_pristine(service.pid(), &service.binary),
+            "go{version}: probes must be in place while attached"
+        );
+        for _ in 0..3 {
+            service.signal(libc::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (report, _) = finish(tracer, &report_file);
+        let ctx = format!("go{version}");
+        assert_eq!(report["mode"], "attach", "{ctx}");
+        assert_eq!(report["dropped"], 0, "{ctx}");
+        assert_eq!(report["snapshot"], true, "{ctx}");
+
+        let leak = site(&report, "service-leak");
+        assert_eq!(leak["created_at"]["function"], "main.handle", "{ctx}");
+        assert_eq!(leak["entry"]["function"], "main.handle.func1", "{ctx}");
+        assert_eq!(leak["live"], PRELEAK + 3, "{ctx}: {leak:#}");
+        assert_eq!(leak["created"], 3, "{ctx}: {leak:#}");
+        assert_eq!(leak["exited"], 0, "{ctx}: {leak:#}");
+        assert_eq!(
+            leak["states"],
+            serde_json::json!({"chan receive": PRELEAK + 3}),
+            "{ctx}"
+        );
+        assert_eq!(
+            leak["blocked_for"]["source"], "exact",
+            "{ctx}: the new ones blocked while observed"
+        );
+        assert_eq!(leak["verdict"], "leak", "{ctx}: {leak:#}");
+
+        // Long-lived and busy: a pool of four workers and their producer.
+        let workers = site(&report, "service-worker");
+        assert_eq!(
+            (&workers["live"], &workers["created"], &workers["exited"]),
+            (&4.into(), &0.into(), &0.into()),
+            "{ctx}"
+        );
+        assert_eq!(workers["verdict"], "ok", "{ctx}: {workers:#}");
+        let producer = site(&report, "service-producer");
+        assert_eq!(
+            (&producer["live"], &producer["verdict"]),
+            (&1.into(), &"ok".into()),
+            "{ctx}: {producer:#}"
+        );
+        let leaks: Vec<&Value> = report["goroutines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["verdict"] == "leak")
+            .collect();
+        assert_eq!(leaks.len(), 1, "{ctx}: only the handler leaks: {leaks:#?}");
+
+        assert!(
+            text_is_pristine(service.pid(), &service.binary),
+            "{ctx}: a probe was left behind"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_and_sigterm_end_the_window_and_detach() {
+    if !privileged("ctrl_c_and_sigterm_end_the_window_and_detach") {
+        return;
+    }
+    for version in go_versions() {
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            let service = Service::start(&version);
+            let report_file = report_path(&format!("signal-{version}-{signal}"));
+            let tracer = attach(service.pid(), &[], &report_file);
+            service.signal(libc::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(100));
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(tracer.child.id() as i32, signal) };
+            let (report, _) = finish(tracer, &report_file);
+            let leak = site(&report, "service-leak");
+            assert_eq!(
+                (&leak["live"], &leak["created"]),
+                (&(PRELEAK + 1).into(), &1.into()),
+                "go{version} signal {signal}"
+            );
+            assert!(
+                text_is_pristine(service.pid(), &service.binary),
+                "go{version} signal {signal}: a probe was left behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn target_exiting_while_observed_still_gives_a_report() {
+    if !privileged("target_exiting_while_observed_still_gives_a_report") {
+        return;
+    }
+    for version in go_versions() {
+        let mut service = Service::start(&version);
+        let report_file = report_path(&format!("exit-{version}"));
+        let tracer = attach(service.pid(), &["--duration", "30s"], &report_file);
+        service.signal(libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(100));
+        service.child.kill().unwrap();
+        service.child.wait().unwrap();
+        let (report, stderr) = finish(tracer, &report_file);
+        let pid = report["target"]["pid"].as_u64().unwrap();
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "leaktrace: process {pid} was killed while observed; reporting what was seen until then"
+            ),
+            "go{version}"
+        );
+        assert_eq!(
+            report["snapshot"], false,
+            "go{version}: the target was gone"
+        );
+        let leak = site(&report, "service-leak");
+        assert_eq!(
+            (&leak["live"], &leak["created"], &leak["exited"]),
+            (&1.into(), &1.into(), &0.into()),
+            "go{version}: {leak:#}"
+        );
+    }
+}
