@@ -249,3 +249,68 @@ fn worker_pool_shut_down_through_context_is_not_a_leak() {
         )],
     );
 }
+
+/// SIGTERM to `leaktrace run` goes to the command. A Go program killed by
+/// SIGTERM never reaches runtime.exit, so the live counts come from the
+/// probes alone, and the command's status (128+15) passes through.
+#[test]
+fn sigterm_is_forwarded_and_the_report_comes_from_the_probes() {
+    use std::io::BufRead as _;
+    if !privileged("sigterm_is_forwarded_and_the_report_comes_from_the_probes") {
+        return;
+    }
+    for version in go_versions() {
+        let service = build(&version, "./cmd/service", &[]);
+        let report = leaktrace_e2e::report_path(&format!("sigterm-{version}"));
+        let mut tracer = leaktrace_e2e::leaktrace()
+            .args(["run", "--json", "-o"])
+            .arg(&report)
+            .arg("--")
+            .arg(&service)
+            .arg("-preleak=2")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufReader::new(tracer.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready.trim(), "ready", "go{version}");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(tracer.id() as i32, libc::SIGTERM) };
+        let output = tracer.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(128 + libc::SIGTERM),
+            "go{version}: {stderr}"
+        );
+        assert!(
+            stderr.contains("ended without a clean exit (killed by signal 15)"),
+            "go{version}: {stderr}"
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(
+            (&report["snapshot"], &report["exit_code"]),
+            (&false.into(), &143.into()),
+            "go{version}"
+        );
+        let leaks: Vec<_> = report["goroutines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["verdict"] == "leak")
+            .collect();
+        let handler = leaks
+            .iter()
+            .find(|s| s["created_at"]["function"] == "main.handle")
+            .unwrap_or_else(|| panic!("go{version}: {report:#}"));
+        assert_eq!(
+            (&handler["live"], &handler["created"]),
+            (&2.into(), &2.into()),
+            "go{version}"
+        );
+    }
+}

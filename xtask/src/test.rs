@@ -1,5 +1,10 @@
 //! `cargo xtask test`: every test, unit and end to end.
 
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+
+use anyhow::{Context as _, bail};
+
 use crate::{cmd, go, setup};
 
 pub fn run(cargo_test_args: &[String]) -> anyhow::Result<()> {
@@ -7,12 +12,57 @@ pub fn run(cargo_test_args: &[String]) -> anyhow::Result<()> {
     cmd::run(cmd::cargo().args(["build", "--package", "leaktrace"]))?;
     let root = cmd::workspace_root();
     let versions: Vec<&str> = go::TOOLCHAINS.iter().map(|(v, _)| *v).collect();
-    cmd::run(
-        cmd::cargo()
-            .args(["test", "--workspace", "--all-targets"])
-            .env("LEAKTRACE_BIN", root.join("target/debug/leaktrace"))
-            .env("LEAKTRACE_GO_VERSIONS", versions.join(","))
-            .arg("--")
-            .args(cargo_test_args),
-    )
+    let mut test = cmd::cargo();
+    test.args(["test", "--workspace", "--all-targets"])
+        .env("LEAKTRACE_BIN", root.join("target/debug/leaktrace"))
+        .env("LEAKTRACE_GO_VERSIONS", versions.join(","))
+        .arg("--")
+        .args(cargo_test_args)
+        .stdout(Stdio::piped());
+    eprintln!("xtask: $ cargo test --workspace --all-targets");
+    let mut child = test.spawn().context("running cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().context("cargo test stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some((p, f)) = parse_result(&line) {
+            passed += p;
+            failed += f;
+        }
+    }
+    let status = child.wait()?;
+    // One total for the whole workspace: cargo prints one line per test binary.
+    println!("leaktrace: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test failed: {status}");
+    }
+    Ok(())
+}
+
+/// `test result: ok. 12 passed; 0 failed; ...` → (12, 0).
+fn parse_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |word: &str| -> Option<u64> {
+        rest.split(';').find_map(|part| {
+            part.trim()
+                .strip_suffix(word)?
+                .split_whitespace()
+                .last()?
+                .parse()
+                .ok()
+        })
+    };
+    Some((count(" passed")?, count(" failed")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_result;
+
+    #[test]
+    fn reads_cargo_test_summaries() {
+        let line = "test result: ok. 12 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s";
+        assert_eq!(parse_result(line), Some((12, 1)));
+        assert_eq!(parse_result("running 3 tests"), None);
+    }
 }
