@@ -9,6 +9,7 @@ pub mod disasm;
 pub mod dwarf;
 pub mod elf;
 mod known_runtimes;
+mod locate;
 pub mod pclntab;
 pub mod runtime_table;
 
@@ -164,15 +165,15 @@ impl GoBinary {
             ));
         }
         let elf = ElfImage::read(&file);
-        let text_start = file
+        let text_section = file
             .section_by_name(".text")
             .map(|s| s.address())
             .ok_or_else(|| BinaryError::Corrupt(p(), "no .text section".into()))?;
-        let pclntab_bytes = section_data(&file, ".gopclntab")
-            .ok_or_else(|| BinaryError::Corrupt(p(), "no .gopclntab section".into()))?
-            .into_owned();
-        let pclntab = Pclntab::parse(pclntab_bytes, text_start)
-            .map_err(|e| BinaryError::Corrupt(p(), e.to_string()))?;
+        let mut pclntab =
+            locate::pclntab(&file, &elf, &data).map_err(|e| BinaryError::Corrupt(p(), e))?;
+        let text_start = locate::text_start(&pclntab, &elf, &data, text_section)
+            .ok_or_else(|| BinaryError::Corrupt(p(), "cannot find runtime.text".into()))?;
+        pclntab.set_text_start(text_start);
         let mut warnings = Vec::new();
         let known = runtime_table::lookup(build.version);
         let (g_layout, layout_source) = match dwarf::read_g_layout(&file) {

@@ -63,6 +63,8 @@ pub struct Position {
 pub struct Pclntab {
     data: Vec<u8>,
     text_start: u64,
+    /// The header's own text-start word (Go 1.18–1.25); 0 from Go 1.26 on.
+    header_text_start: u64,
     quantum: u32,
     nfunc: usize,
     has_start_line: bool,
@@ -104,6 +106,7 @@ impl Pclntab {
         let nfunc = usize::try_from(word(0)?).map_err(|_| PclntabError::Corrupt("nfunc"))?;
         let table = Self {
             text_start,
+            header_text_start: word(2)?,
             quantum,
             nfunc,
             has_start_line,
@@ -137,6 +140,26 @@ impl Pclntab {
             self.text_start + u64::from(entry_off),
             self.functab + func_off,
         ))
+    }
+
+    /// Entry PCs are offsets from `runtime.text`; this sets where that is.
+    pub fn set_text_start(&mut self, text_start: u64) {
+        self.text_start = text_start;
+    }
+
+    pub fn text_start(&self) -> u64 {
+        self.text_start
+    }
+
+    /// The text start the linker wrote in the header (Go 1.18–1.25), if any.
+    /// It may be unrelocated in position-independent binaries.
+    pub fn header_text_start(&self) -> Option<u64> {
+        (self.header_text_start != 0).then_some(self.header_text_start)
+    }
+
+    /// Offset of a function's entry from `runtime.text`.
+    pub fn entry_offset(&self, func: &Func) -> u64 {
+        func.entry - self.text_start
     }
 
     /// The i-th function, in address order.

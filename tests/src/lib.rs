@@ -166,9 +166,16 @@ pub fn report_path(tag: &str) -> PathBuf {
 /// Runs `leaktrace run --json -o FILE -- binary args` and returns the parsed
 /// report with the process output.
 pub fn run_traced(binary: &Path, args: &[&str]) -> (Value, Output) {
+    run_traced_with(&[], binary, args)
+}
+
+/// [`run_traced`] with extra leaktrace options.
+pub fn run_traced_with(options: &[&str], binary: &Path, args: &[&str]) -> (Value, Output) {
     let report = report_path(&binary.display().to_string());
     let output = leaktrace()
-        .args(["run", "--json", "-o"])
+        .arg("run")
+        .args(options)
+        .args(["--json", "-o"])
         .arg(&report)
         .arg("--")
         .arg(binary)
@@ -249,7 +256,8 @@ impl Site {
 
     fn is_at(&self, site: &Value) -> bool {
         let line = marker_line(self.file, self.marker);
-        let suffix = format!("tests/go/{}", self.file);
+        // With -trimpath the file is module-relative, so match from the package path.
+        let suffix = format!("/{}", self.file);
         site["created_at"]["line"].as_u64() == Some(u64::from(line))
             && site["created_at"]["file"]
                 .as_str()
