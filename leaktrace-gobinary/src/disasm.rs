@@ -53,6 +53,15 @@ pub fn call_targets(code: &[u8], address: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Addresses of the RIP-relative memory operands in the function (the
+/// globals it reads or writes), in order.
+pub fn global_references(code: &[u8], address: u64) -> Vec<u64> {
+    decode(code, address)
+        .filter(|i| i.is_ip_rel_memory_operand())
+        .map(|i| i.ip_rel_memory_address())
+        .collect()
+}
+
 fn decode(code: &[u8], address: u64) -> impl Iterator<Item = Instruction> + '_ {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
     std::iter::from_fn(move || decoder.can_decode().then(|| decoder.decode()))
@@ -99,6 +108,15 @@ mod tests {
         // call +0x10; call rdx; ret
         let code = [0xe8, 0x10, 0, 0, 0, 0xff, 0xd2, 0xc3];
         assert_eq!(call_targets(&code, 0x1000), vec![0x1015]);
+    }
+
+    #[test]
+    fn finds_rip_relative_globals() {
+        // mov rax,[rip+0x10]; lea rcx,[rip+0x20]; ret
+        let code = [
+            0x48, 0x8b, 0x05, 0x10, 0, 0, 0, 0x48, 0x8d, 0x0d, 0x20, 0, 0, 0, 0xc3,
+        ];
+        assert_eq!(global_references(&code, 0x1000), vec![0x1017, 0x102e]);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl std::fmt::Display for BinaryError {
             ),
             Self::MissingRuntimeSymbol(p, s) => write!(
                 f,
-                "{} has no symbol {s}; rebuild it without -ldflags=\"-s\"",
+                "cannot find {s} in {}; rebuild it without -ldflags=\"-s\"",
                 p.display()
             ),
         }
@@ -240,12 +240,27 @@ impl GoBinary {
         })
     }
 
-    /// A data symbol's address, as linked (add the load bias for PIE).
-    pub fn data_symbol(&self, name: &'static str) -> Result<u64, BinaryError> {
-        self.elf
-            .symbol(name)
-            .map(|s| s.address)
-            .ok_or_else(|| BinaryError::MissingRuntimeSymbol(self.path.clone(), name))
+    /// The address of `runtime.allgs`, as linked (add the load bias for PIE).
+    /// Without a symbol table, it is the one global that `runtime.allgadd`
+    /// touches at +0, +8 and +16: the slice's pointer, length and capacity.
+    pub fn allgs_address(&self) -> Result<u64, BinaryError> {
+        if let Some(symbol) = self.elf.symbol("runtime.allgs") {
+            return Ok(symbol.address);
+        }
+        let missing = || BinaryError::MissingRuntimeSymbol(self.path.clone(), "runtime.allgs");
+        let allgadd = self.function("runtime.allgadd").ok_or_else(missing)?;
+        let globals =
+            disasm::global_references(self.code(allgadd).ok_or_else(missing)?, allgadd.address);
+        let mut slices = globals
+            .iter()
+            .copied()
+            .filter(|&a| globals.contains(&(a + 8)) && globals.contains(&(a + 16)));
+        let allgs = slices.next().ok_or_else(missing)?;
+        // More than one slice-shaped global: do not guess.
+        slices
+            .all(|other| other == allgs)
+            .then_some(allgs)
+            .ok_or_else(missing)
     }
 
     /// The machine code of `function`.

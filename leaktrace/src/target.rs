@@ -48,7 +48,7 @@ pub fn executable_of(pid: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
 pub fn read_all_goroutines(pid: u32, binary: &GoBinary) -> anyhow::Result<(Vec<Goroutine>, u64)> {
     let bias = load_bias(pid, |offset| binary.address_of_file_offset(offset))
         .with_context(|| format!("reading the memory map of process {pid}"))?;
-    let allgs = binary.data_symbol("runtime.allgs")? + bias;
+    let allgs = binary.allgs_address()? + bias;
     let mem =
         ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
     let goroutines = goroutines::read_all(&mem, allgs, &binary.g_layout)

@@ -304,18 +304,20 @@ pub fn assert_sites(report: &Value, expected: &[Site], context: &str) {
 }
 
 /// Whether the code of `pid`'s executable in memory is byte-identical to its
-/// file, i.e. no uprobe breakpoint is left in it. Finds `.text` in memory
-/// through /proc/PID/maps, so position-independent executables work too.
-pub fn text_is_pristine(pid: u32, executable: &Path) -> bool {
+/// file, i.e. no uprobe breakpoint is left in it. Reads the file through
+/// /proc/PID/exe (so it works across mount namespaces) and finds `.text` in
+/// memory through /proc/PID/maps (so position-independent executables work).
+pub fn text_is_pristine(pid: u32) -> bool {
     use object::{Object as _, ObjectSection as _};
-    let data = std::fs::read(executable).expect("read executable");
+    let exe = format!("/proc/{pid}/exe");
+    let data = std::fs::read(&exe).expect("read executable");
     let file = object::File::parse(&*data).expect("parse executable");
     let (offset, size) = file
         .section_by_name(".text")
         .and_then(|t| t.file_range())
         .expect(".text in file");
     let on_disk = &data[offset as usize..(offset + size) as usize];
-    let exe = std::fs::canonicalize(executable).unwrap();
+    let mapped_name = std::fs::read_link(&exe).expect("read /proc/PID/exe");
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
     let address = maps
         .lines()
@@ -329,7 +331,7 @@ pub fn text_is_pristine(pid: u32, executable: &Path) -> bool {
             );
             let map_offset = u64::from_str_radix(map_offset, 16).ok()?;
             let covers = map_offset <= offset && offset + size <= map_offset + (end - start);
-            (Path::new(path) == exe && covers).then(|| start + (offset - map_offset))
+            (Path::new(path) == mapped_name && covers).then(|| start + (offset - map_offset))
         })
         .next()
         .expect(".text is mapped");

@@ -5,7 +5,7 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -20,13 +20,50 @@ const PRELEAK: u64 = 5;
 
 struct Service {
     child: Child,
-    binary: PathBuf,
 }
 
 impl Service {
     fn start(version: &str) -> Self {
+        Self::start_built(version, &[])
+    }
+
+    fn start_built(version: &str, flags: &[&str]) -> Self {
+        Self::spawn(Command::new(build(version, "./cmd/service", flags)))
+    }
+
+    /// Runs the service from a tmpfs mounted in a new mount namespace: its
+    /// executable's path does not exist in leaktrace's namespace, only
+    /// through /proc/PID/exe, as for a process in a container.
+    fn start_hidden(version: &str) -> Self {
         let binary = build(version, "./cmd/service", &[]);
-        let mut child = Command::new(&binary)
+        let mount_point =
+            std::env::temp_dir().join(format!("leaktrace-hidden-{version}-{}", std::process::id()));
+        std::fs::create_dir_all(&mount_point).unwrap();
+        let script = format!(
+            "mount -t tmpfs leaktrace-test {dir} && cp {bin} {dir}/service && exec {dir}/service \"$@\"",
+            dir = mount_point.display(),
+            bin = binary.display()
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ]);
+        let service = Self::spawn(cmd);
+        assert!(
+            !mount_point.join("service").exists(),
+            "the executable must not be visible in leaktrace's mount namespace"
+        );
+        service
+    }
+
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
             .arg(format!("-preleak={PRELEAK}"))
             .stdout(Stdio::piped())
             .spawn()
@@ -36,7 +73,7 @@ impl Service {
             .read_line(&mut ready)
             .unwrap();
         assert_eq!(ready.trim(), "ready");
-        Self { child, binary }
+        Self { child }
     }
 
     fn pid(&self) -> u32 {
@@ -114,76 +151,157 @@ fn site<'a>(report: &'a Value, marker: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no site {marker} in {report:#}"))
 }
 
+/// Observes `service` for two seconds while it leaks three more goroutines,
+/// and checks the report exactly, then that no probe is left.
+fn check_attach(service: &Service, ctx: &str) {
+    let report_file = report_path(&format!("attach-{ctx}"));
+    let tracer = attach(
+        service.pid(),
+        &["--duration", "2s", "--stuck-after", "100ms"],
+        &report_file,
+    );
+    assert!(
+        !text_is_pristine(service.pid()),
+        "{ctx}: probes must be in place while attached"
+    );
+    for _ in 0..3 {
+        service.signal(libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (report, _) = finish(tracer, &report_file);
+    assert_eq!(report["mode"], "attach", "{ctx}");
+    assert_eq!(report["dropped"], 0, "{ctx}");
+    assert_eq!(report["snapshot"], true, "{ctx}");
+
+    let leak = site(&report, "service-leak");
+    assert_eq!(leak["created_at"]["function"], "main.handle", "{ctx}");
+    assert_eq!(leak["entry"]["function"], "main.handle.func1", "{ctx}");
+    assert_eq!(leak["live"], PRELEAK + 3, "{ctx}: {leak:#}");
+    assert_eq!(leak["created"], 3, "{ctx}: {leak:#}");
+    assert_eq!(leak["exited"], 0, "{ctx}: {leak:#}");
+    assert_eq!(
+        leak["states"],
+        serde_json::json!({"chan receive": PRELEAK + 3}),
+        "{ctx}"
+    );
+    assert_eq!(
+        leak["blocked_for"]["source"], "exact",
+        "{ctx}: the new ones blocked while observed"
+    );
+    assert_eq!(leak["verdict"], "leak", "{ctx}: {leak:#}");
+
+    // Long-lived and busy: a pool of four workers and their producer.
+    let workers = site(&report, "service-worker");
+    assert_eq!(
+        (&workers["live"], &workers["created"], &workers["exited"]),
+        (&4.into(), &0.into(), &0.into()),
+        "{ctx}"
+    );
+    assert_eq!(workers["verdict"], "ok", "{ctx}: {workers:#}");
+    let producer = site(&report, "service-producer");
+    assert_eq!(
+        (&producer["live"], &producer["verdict"]),
+        (&1.into(), &"ok".into()),
+        "{ctx}: {producer:#}"
+    );
+    let leaks: Vec<&Value> = report["goroutines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["verdict"] == "leak")
+        .collect();
+    assert_eq!(leaks.len(), 1, "{ctx}: only the handler leaks: {leaks:#?}");
+
+    assert!(
+        text_is_pristine(service.pid()),
+        "{ctx}: a probe was left behind"
+    );
+}
+
 #[test]
 fn attach_counts_leaks_from_before_and_during_the_window() {
     if !privileged("attach_counts_leaks_from_before_and_during_the_window") {
         return;
     }
     for version in go_versions() {
-        let service = Service::start(&version);
-        let report_file = report_path(&format!("attach-{version}"));
-        let tracer = attach(
-            service.pid(),
-            &["--duration", "2s", "--stuck-after", "100ms"],
-            &report_file,
-        );
-        assert!(
-            !text_is_pristine(service.pid(), &service.binary),
-            "go{version}: probes must be in place while attached"
-        );
-        for _ in 0..3 {
-            service.signal(libc::SIGUSR1);
-            std::thread::sleep(Duration::from_millis(50));
+        check_attach(&Service::start(&version), &format!("go{version}"));
+    }
+}
+
+#[test]
+fn attach_to_stripped_and_position_independent_services() {
+    if !privileged("attach_to_stripped_and_position_independent_services") {
+        return;
+    }
+    for version in go_versions() {
+        for flags in [
+            &["-ldflags=-s -w"][..],
+            &["-buildmode=pie", "-ldflags=-s -w"],
+        ] {
+            check_attach(
+                &Service::start_built(&version, flags),
+                &format!("go{version} {flags:?}"),
+            );
         }
-        let (report, _) = finish(tracer, &report_file);
-        let ctx = format!("go{version}");
-        assert_eq!(report["mode"], "attach", "{ctx}");
-        assert_eq!(report["dropped"], 0, "{ctx}");
-        assert_eq!(report["snapshot"], true, "{ctx}");
+    }
+}
 
-        let leak = site(&report, "service-leak");
-        assert_eq!(leak["created_at"]["function"], "main.handle", "{ctx}");
-        assert_eq!(leak["entry"]["function"], "main.handle.func1", "{ctx}");
-        assert_eq!(leak["live"], PRELEAK + 3, "{ctx}: {leak:#}");
-        assert_eq!(leak["created"], 3, "{ctx}: {leak:#}");
-        assert_eq!(leak["exited"], 0, "{ctx}: {leak:#}");
-        assert_eq!(
-            leak["states"],
-            serde_json::json!({"chan receive": PRELEAK + 3}),
-            "{ctx}"
+#[test]
+fn attach_to_a_process_in_another_mount_namespace() {
+    if !privileged("attach_to_a_process_in_another_mount_namespace") {
+        return;
+    }
+    for version in go_versions() {
+        check_attach(
+            &Service::start_hidden(&version),
+            &format!("go{version} hidden executable"),
         );
-        assert_eq!(
-            leak["blocked_for"]["source"], "exact",
-            "{ctx}: the new ones blocked while observed"
-        );
-        assert_eq!(leak["verdict"], "leak", "{ctx}: {leak:#}");
+    }
+}
 
-        // Long-lived and busy: a pool of four workers and their producer.
-        let workers = site(&report, "service-worker");
-        assert_eq!(
-            (&workers["live"], &workers["created"], &workers["exited"]),
-            (&4.into(), &0.into(), &0.into()),
-            "{ctx}"
+#[test]
+fn two_processes_of_one_binary_do_not_mix() {
+    if !privileged("two_processes_of_one_binary_do_not_mix") {
+        return;
+    }
+    for version in go_versions() {
+        let (first, second, untraced) = (
+            Service::start(&version),
+            Service::start(&version),
+            Service::start(&version),
         );
-        assert_eq!(workers["verdict"], "ok", "{ctx}: {workers:#}");
-        let producer = site(&report, "service-producer");
-        assert_eq!(
-            (&producer["live"], &producer["verdict"]),
-            (&1.into(), &"ok".into()),
-            "{ctx}: {producer:#}"
-        );
-        let leaks: Vec<&Value> = report["goroutines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["verdict"] == "leak")
-            .collect();
-        assert_eq!(leaks.len(), 1, "{ctx}: only the handler leaks: {leaks:#?}");
-
+        let (first_report, second_report) = (report_path("first"), report_path("second"));
+        let first_tracer = attach(first.pid(), &["--duration", "2s"], &first_report);
+        let second_tracer = attach(second.pid(), &["--duration", "2s"], &second_report);
+        for (service, leaks) in [(&first, 1), (&second, 4), (&untraced, 2)] {
+            for _ in 0..leaks {
+                service.signal(libc::SIGUSR1);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         assert!(
-            text_is_pristine(service.pid(), &service.binary),
-            "{ctx}: a probe was left behind"
+            text_is_pristine(untraced.pid()),
+            "go{version}: the untraced process must carry no probe"
         );
+        for (tracer, report, leaks) in [
+            (first_tracer, &first_report, 1),
+            (second_tracer, &second_report, 4),
+        ] {
+            let (report, _) = finish(tracer, report);
+            let leak = site(&report, "service-leak");
+            let seen = (&leak["live"], &leak["created"], &leak["exited"]);
+            assert_eq!(
+                seen,
+                (&(PRELEAK + leaks).into(), &leaks.into(), &0.into()),
+                "go{version}: {leak:#}"
+            );
+        }
+        for service in [&first, &second, &untraced] {
+            assert!(
+                text_is_pristine(service.pid()),
+                "go{version}: a probe was left behind"
+            );
+        }
     }
 }
 
@@ -209,7 +327,7 @@ fn ctrl_c_and_sigterm_end_the_window_and_detach() {
                 "go{version} signal {signal}"
             );
             assert!(
-                text_is_pristine(service.pid(), &service.binary),
+                text_is_pristine(service.pid()),
                 "go{version} signal {signal}: a probe was left behind"
             );
         }
