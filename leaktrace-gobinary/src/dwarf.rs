@@ -44,8 +44,16 @@ pub fn read_g_layout(file: &object::File<'_>) -> Result<GLayout, DwarfError> {
     if section_data(file, ".debug_info").is_none() {
         return Err(DwarfError::Missing);
     }
-    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
-        Ok(section_data(file, id.name()).unwrap_or(Cow::Borrowed(&[])))
+    read_g_layout_from(|name| section_data(file, name))
+}
+
+/// Reads the layout of `runtime.g` from DWARF sections given by name
+/// (`.debug_info`, ...); a missing section reads as empty.
+pub fn read_g_layout_from<'a>(
+    section: impl Fn(&str) -> Option<Cow<'a, [u8]>>,
+) -> Result<GLayout, DwarfError> {
+    let load = |id: gimli::SectionId| -> Result<Cow<'a, [u8]>, gimli::Error> {
+        Ok(section(id.name()).unwrap_or(Cow::Borrowed(&[])))
     };
     let sections =
         gimli::DwarfSections::load(load).map_err(|e| DwarfError::Malformed(e.to_string()))?;

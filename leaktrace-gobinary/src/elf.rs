@@ -69,7 +69,11 @@ impl ElfImage {
     pub fn file_offset(&self, address: u64) -> Option<u64> {
         self.segments.iter().find_map(|s| {
             let delta = address.checked_sub(s.address)?;
-            (delta < s.file_size).then_some(s.file_offset + delta)
+            if delta < s.file_size {
+                s.file_offset.checked_add(delta)
+            } else {
+                None
+            }
         })
     }
 
@@ -77,7 +81,11 @@ impl ElfImage {
     pub fn address_of_file_offset(&self, offset: u64) -> Option<u64> {
         self.segments.iter().find_map(|s| {
             let delta = offset.checked_sub(s.file_offset)?;
-            (delta < s.file_size).then_some(s.address + delta)
+            if delta < s.file_size {
+                s.address.checked_add(delta)
+            } else {
+                None
+            }
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod buildinfo;
 pub mod disasm;
 pub mod dwarf;
 pub mod elf;
+pub mod fuzz;
 mod known_runtimes;
 mod locate;
 pub mod pclntab;
@@ -236,7 +237,7 @@ impl GoBinary {
         let func = self.pclntab.func_by_name(name)?;
         Some(Function {
             address: func.entry,
-            size: func.end - func.entry,
+            size: func.end.saturating_sub(func.entry),
         })
     }
 
@@ -314,7 +315,7 @@ impl GoBinary {
     fn wrapped_function(&self, wrapper: &pclntab::Func) -> Option<pclntab::Func> {
         let function = Function {
             address: wrapper.entry,
-            size: wrapper.end - wrapper.entry,
+            size: wrapper.end.saturating_sub(wrapper.entry),
         };
         let direct = disasm::call_targets(self.code(function)?, wrapper.entry)
             .into_iter()

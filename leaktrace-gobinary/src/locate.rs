@@ -14,6 +14,7 @@ const STACK_CHECK: [u8; 4] = [0x49, 0x3b, 0x66, 0x10];
 const RUNTIME_EXIT: [u8; 12] = [
     0x8b, 0x7c, 0x24, 0x08, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xc3,
 ];
+const MAX_HEADER_TRIES: usize = 16;
 const MAGICS: [[u8; 4]; 2] = [[0xf0, 0xff, 0xff, 0xff], [0xf1, 0xff, 0xff, 0xff]];
 
 /// The pclntab: by section name, then by the linker's symbols, then by
@@ -42,12 +43,18 @@ pub fn pclntab(file: &object::File<'_>, elf: &ElfImage, data: &[u8]) -> Result<P
             return Pclntab::parse(bytes.to_vec(), 0).map_err(|e| e.to_string());
         }
     }
+    // Bound the work a file full of fake headers can cause.
+    let mut tries = 0;
     for section in file.sections() {
         let Ok(bytes) = section.data() else { continue };
         for at in (0..bytes.len().saturating_sub(8)).step_by(4) {
             let header = &bytes[at..at + 8];
             if !MAGICS.iter().any(|m| header[..4] == *m) || header[4..8] != [0, 0, 1, 8] {
                 continue;
+            }
+            tries += 1;
+            if tries > MAX_HEADER_TRIES {
+                break;
             }
             if let Ok(table) = Pclntab::parse(bytes[at..].to_vec(), 0)
                 && table.func_by_name("runtime.main").is_some()
@@ -85,7 +92,8 @@ pub fn text_start(table: &Pclntab, elf: &ElfImage, data: &[u8], text_section: u6
                 let at = elf
                     .file_offset(start + offset)
                     .and_then(|o| usize::try_from(o).ok());
-                at.and_then(|at| data.get(at..at + STACK_CHECK.len())) == Some(&STACK_CHECK[..])
+                at.and_then(|at| data.get(at..at.checked_add(STACK_CHECK.len())?))
+                    == Some(&STACK_CHECK[..])
             })
     })
 }

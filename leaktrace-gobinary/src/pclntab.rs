@@ -159,7 +159,7 @@ impl Pclntab {
 
     /// Offset of a function's entry from `runtime.text`.
     pub fn entry_offset(&self, func: &Func) -> u64 {
-        func.entry - self.text_start
+        func.entry.wrapping_sub(self.text_start)
     }
 
     /// The i-th function, in address order.

@@ -314,3 +314,28 @@ fn sigterm_is_forwarded_and_the_report_comes_from_the_probes() {
         );
     }
 }
+
+/// Goroutines that park deep in recursion make the runtime grow stacks and
+/// re-enter functions from their first instruction. Creation and exit are
+/// still counted exactly once each (see the README's probe placement notes).
+#[test]
+fn stack_growth_does_not_double_count() {
+    check(
+        "stack-growth",
+        &[
+            finished(
+                "stack-growth",
+                "main.stackGrowth",
+                "main.stackGrowth.func1",
+                1500,
+            ),
+            leak(
+                "stack-growth-leak",
+                "main.stackGrowth",
+                "main.stackGrowth.func2",
+                100,
+                "chan receive",
+            ),
+        ],
+    );
+}

@@ -2,6 +2,7 @@
 
 mod cmd;
 mod demo;
+mod fuzz;
 mod go;
 mod layouts;
 mod setup;
@@ -24,6 +25,12 @@ enum Task {
     Demo,
     /// Regenerate leaktrace-gobinary/src/known_runtimes.rs from the installed Go toolchains.
     GenLayouts,
+    /// Fuzz every parser for a bounded time, seeded with real Go binaries.
+    Fuzz {
+        /// Seconds per fuzz target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
     /// Set up, then run every test: unit tests and the privileged end-to-end tests.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -37,6 +44,7 @@ fn main() {
         Task::Setup => setup::all(),
         Task::Demo => demo::run(),
         Task::GenLayouts => layouts::generate(),
+        Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Test { cargo_test_args } => test::run(&cargo_test_args),
     };
     if let Err(e) = result {

@@ -5,7 +5,10 @@ use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, go, setup};
+use crate::{cmd, fuzz, go, setup};
+
+/// Seconds per fuzz target in the test run: a smoke test, not a campaign.
+const FUZZ_SECONDS: u32 = 20;
 
 pub fn run(cargo_test_args: &[String]) -> anyhow::Result<()> {
     setup::all()?;
@@ -31,10 +34,24 @@ pub fn run(cargo_test_args: &[String]) -> anyhow::Result<()> {
         }
     }
     let status = child.wait()?;
-    // One total for the whole workspace: cargo prints one line per test binary.
-    println!("leaktrace: {passed} passed, {failed} failed");
     if !status.success() {
-        bail!("cargo test failed: {status}");
+        failed = failed.max(1);
+    }
+    // Each parser's fuzz target counts as one test.
+    fuzz::prepare()?;
+    for target in fuzz::TARGETS {
+        match fuzz::run_target(target, FUZZ_SECONDS) {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                eprintln!("xtask: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    // One total for everything: cargo prints one line per test binary.
+    println!("leaktrace: {passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} failed");
     }
     Ok(())
 }

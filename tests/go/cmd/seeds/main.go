@@ -41,6 +41,9 @@ var scenarios = map[string]scenario{
 	// Seed 2, §一 未正确终止的Goroutine: 10,000 leaked receivers, and the fix.
 	"goroutine-10000":       {leak10000, 10000},
 	"goroutine-10000-fixed": {fixed10000, 0},
+	// Stack growth: goroutines park at every depth across many stack sizes, so
+	// the runtime re-enters functions through morestack while they are probed.
+	"stack-growth": {stackGrowth, stackGrowthLeaks},
 	// Controls: nothing here leaks.
 	"control-finished":    {finishedGoroutines, 0},
 	"control-worker-pool": {workerPoolStoppedByContext, 0},
@@ -294,5 +297,46 @@ func workerPoolStoppedByContext() {
 	// Idle workers wait in select; stopping them is the clean shutdown.
 	time.Sleep(50 * time.Millisecond)
 	cancel()
+	wg.Wait()
+}
+
+const (
+	stackGrowthGoroutines = 1500
+	stackGrowthLeaks      = 100
+)
+
+// deep recurses n levels with a 64-byte frame, then parks on ch at the
+// bottom: the growing stack crosses each power-of-two boundary at a different
+// point in the call chain for each n.
+func deep(n int, ch chan int) int {
+	var pad [64]byte
+	pad[n%64] = byte(n)
+	if n == 0 {
+		return <-ch + int(pad[0])
+	}
+	return deep(n-1, ch) + int(pad[n%64])
+}
+
+func stackGrowth() {
+	release := make(chan int)
+	never := make(chan int)
+	var wg sync.WaitGroup
+	for i := 0; i < stackGrowthGoroutines; i++ {
+		wg.Add(1)
+		go func(depth int) { // site:stack-growth
+			defer wg.Done()
+			deep(depth, release)
+		}(i)
+	}
+	for i := 0; i < stackGrowthLeaks; i++ {
+		go func(depth int) { // site:stack-growth-leak
+			deep(depth, never)
+		}(i * 13)
+	}
+	// Let every goroutine park at the bottom of its recursion, then release them.
+	time.Sleep(100 * time.Millisecond)
+	for i := 0; i < stackGrowthGoroutines; i++ {
+		release <- i
+	}
 	wg.Wait()
 }
