@@ -4,8 +4,9 @@
 //! the target's `runtime.g` layout set as a global, so nothing here needs to
 //! tell processes apart.
 //!
-//! Per goroutine the cost is one probe at creation (a `RET` of
-//! `runtime.newproc1`), one at destruction, and one per `runtime.gopark`.
+//! Per goroutine the cost is one probe at creation (where `newproc1`'s
+//! result is handed on), one at destruction, and one per `runtime.gopark`,
+//! each on an instruction the kernel emulates where possible.
 //! All aggregation happens here; userspace only reads the maps.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
@@ -98,18 +99,33 @@ mod programs {
         bump(counter::DROPPED_SITE_TABLE_FULL);
     }
 
-    /// On each `RET` of `runtime.newproc1`, which returns the new `*g` in RAX.
-    /// newproc1 runs on the system stack, so this never fires twice per call.
+    /// Where `runtime.newproc.func1` hands the new goroutine to
+    /// `runqput(pp, newg, next)`: the `CALL`, which the kernel emulates, with
+    /// the new `*g` in RBX. Every `go` statement passes here once; the
+    /// function runs on the system stack, so it never re-enters.
+    #[uprobe]
+    pub fn goroutine_queued(ctx: ProbeContext) -> u32 {
+        record_creation(regs(&ctx).rbx);
+        0
+    }
+
+    /// Right after a `CALL runtime.newproc1` (other callers, such as
+    /// coroutines), or on its `RET`s as a fallback: the new `*g` is in RAX.
     #[uprobe]
     pub fn goroutine_created(ctx: ProbeContext) -> u32 {
-        let g = regs(&ctx).rax;
+        record_creation(regs(&ctx).rax);
+        0
+    }
+
+    #[inline(always)]
+    fn record_creation(g: u64) {
         let layout = layout();
         let (Some(goid), Some(gopc), Some(startpc)) = (
             read_u64(g + layout.g_goid),
             read_u64(g + layout.g_gopc),
             read_u64(g + layout.g_startpc),
         ) else {
-            return 0;
+            return;
         };
         let parent_goid = if layout.g_parent_goid == FIELD_ABSENT {
             0
@@ -129,7 +145,6 @@ mod programs {
             bump(counter::DROPPED_GOROUTINE_TABLE_FULL);
         }
         count_at_site(SiteKey { gopc, startpc }, |c| &mut c.created);
-        0
     }
 
     /// At `runtime.gdestroy(gp)` (Go 1.22+) or `runtime.goexit0(gp)` (older):

@@ -4,7 +4,10 @@
 //! `nop`) instead of single-stepping them out of line, which makes a probe
 //! there about 5x cheaper (see the README's performance section).
 
-use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Register};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, FlowControl, Instruction, InstructionInfoFactory, OpAccess,
+    Register,
+};
 
 /// How many leading instructions to search for the stack check.
 const PROLOGUE_WINDOW: usize = 6;
@@ -41,6 +44,62 @@ pub fn return_offsets(code: &[u8], address: u64) -> Vec<u64> {
         .filter(|i| i.flow_control() == FlowControl::Return)
         .map(|i| i.ip() - address)
         .collect()
+}
+
+/// How far past a call to look for where its result is handed on.
+const HANDOFF_WINDOW: usize = 12;
+
+/// The direct calls to `target` in the function: for each, the offsets of the
+/// call and of the instruction after it.
+pub fn calls_to(code: &[u8], address: u64, target: u64) -> Vec<(u64, u64)> {
+    decode(code, address)
+        .filter(|i| {
+            i.flow_control() == FlowControl::Call && i.op0_kind() == iced_x86::OpKind::NearBranch64
+        })
+        .filter(|i| i.near_branch_target() == target)
+        .map(|i| (i.ip() - address, i.next_ip() - address))
+        .collect()
+}
+
+/// Where a call's result (RAX) is passed on in RBX to a direct call to
+/// `handoff`: the offset of that `CALL`, which the kernel emulates. Starting
+/// at `after` (just past the first call), the code must copy RAX to RBX and
+/// then reach the call without a branch, another call, or anything else
+/// writing RBX. `runtime.newproc.func1` does exactly this with the new
+/// goroutine: `newg := newproc1(...); runqput(pp, newg, true)`.
+pub fn result_passed_in_rbx(code: &[u8], address: u64, after: u64, handoff: u64) -> Option<u64> {
+    let start = usize::try_from(after).ok()?;
+    let mut info = InstructionInfoFactory::new();
+    let (mut rax_holds, mut rbx_holds) = (true, false);
+    for instruction in decode(code.get(start..)?, address + after).take(HANDOFF_WINDOW) {
+        match instruction.flow_control() {
+            FlowControl::Call if instruction.op0_kind() == iced_x86::OpKind::NearBranch64 => {
+                return (rbx_holds && instruction.near_branch_target() == handoff)
+                    .then(|| instruction.ip() - address);
+            }
+            FlowControl::Next => {}
+            _ => return None,
+        }
+        let copies = matches!(instruction.code(), Code::Mov_r64_rm64 | Code::Mov_rm64_r64)
+            && instruction.op0_register() == Register::RBX
+            && instruction.op1_register() == Register::RAX;
+        if copies && rax_holds {
+            rbx_holds = true;
+            continue;
+        }
+        for used in info.info(&instruction).used_registers() {
+            let written = !matches!(
+                used.access(),
+                OpAccess::Read | OpAccess::CondRead | OpAccess::NoMemAccess
+            );
+            match used.register().full_register() {
+                Register::RAX if written => rax_holds = false,
+                Register::RBX if written => rbx_holds = false,
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// Targets of the direct calls in the function, in order.
@@ -117,6 +176,34 @@ mod tests {
             0x48, 0x8b, 0x05, 0x10, 0, 0, 0, 0x48, 0x8d, 0x0d, 0x20, 0, 0, 0, 0xc3,
         ];
         assert_eq!(global_references(&code, 0x1000), vec![0x1017, 0x102e]);
+    }
+
+    // Go 1.23 runtime.newproc.func1 from `CALL newproc1`: call newproc1;
+    // mov rdx,[r14+30h]; mov rdx,[rdx+0d0h]; mov rbx,rax; mov ecx,1; mov rax,rdx;
+    // nop dword [rax+rax]; call runqput; ret
+    const NEWPROC_FUNC1: &[u8] = &[
+        0xe8, 0x00, 0x01, 0x00, 0x00, 0x49, 0x8b, 0x56, 0x30, 0x48, 0x8b, 0x92, 0xd0, 0x00, 0x00,
+        0x00, 0x48, 0x89, 0xc3, 0xb9, 0x01, 0x00, 0x00, 0x00, 0x48, 0x89, 0xd0, 0x0f, 0x1f, 0x44,
+        0x00, 0x00, 0xe8, 0x00, 0x02, 0x00, 0x00, 0xc3,
+    ];
+
+    #[test]
+    fn follows_newproc1_result_to_runqput() {
+        let newproc1 = 0x1000 + 5 + 0x100;
+        let runqput = 0x1000 + 37 + 0x200;
+        assert_eq!(calls_to(NEWPROC_FUNC1, 0x1000, newproc1), vec![(0, 5)]);
+        assert_eq!(
+            result_passed_in_rbx(NEWPROC_FUNC1, 0x1000, 5, runqput),
+            Some(32)
+        );
+        // Another callee, or a clobbered RBX, is no handoff.
+        assert_eq!(
+            result_passed_in_rbx(NEWPROC_FUNC1, 0x1000, 5, runqput + 1),
+            None
+        );
+        let mut clobbered = NEWPROC_FUNC1.to_vec();
+        clobbered[19..24].copy_from_slice(&[0xbb, 1, 0, 0, 0]); // mov ebx,1 instead of mov ecx,1
+        assert_eq!(result_passed_in_rbx(&clobbered, 0x1000, 5, runqput), None);
     }
 
     #[test]

@@ -264,6 +264,23 @@ impl GoBinary {
             .ok_or_else(missing)
     }
 
+    /// The functions whose names start with `prefix` that call `target`
+    /// directly, by decoding them.
+    pub fn callers(&self, target: u64, prefix: &str) -> Vec<(String, Function)> {
+        self.pclntab
+            .funcs()
+            .filter(|f| f.name.starts_with(prefix))
+            .filter_map(|f| {
+                let function = Function {
+                    address: f.entry,
+                    size: f.end.saturating_sub(f.entry),
+                };
+                let calls = disasm::calls_to(self.code(function)?, f.entry, target);
+                (!calls.is_empty()).then_some((f.name, function))
+            })
+            .collect()
+    }
+
     /// The machine code of `function`.
     pub fn code(&self, function: Function) -> Option<&[u8]> {
         let start = usize::try_from(self.elf.file_offset(function.address)?).ok()?;

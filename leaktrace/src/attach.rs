@@ -36,7 +36,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
     preflight::check_capabilities(!same_user(pid))?;
 
     let mut probes = Probes::load(&binary, AtExit::Continue)?;
-    probes.attach(&binary, &exe, pid)?;
+    probes.attach(&binary, &exe, pid, args.probes.probe_placement)?;
     let mut exit_notices = probes.take_exit_notices()?;
     let load_bias = target::bias_of(pid, &binary);
     let started = Instant::now();

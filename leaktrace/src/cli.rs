@@ -58,6 +58,9 @@ pub struct AttachArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub probes: ProbeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +71,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub probes: ProbeArgs,
 
     /// The Go program to run, and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
@@ -87,6 +93,22 @@ pub struct OutputArgs {
     /// Also show the runtime's own goroutines.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ProbeArgs {
+    /// Where probes go: `emulated` (instructions the kernel emulates instead of
+    /// single-stepping; several times cheaper per hit) or `naive` (function
+    /// entries and `newproc1`'s RETs, as other eBPF Go tracers place them;
+    /// for comparing costs with `cargo xtask bench`).
+    #[arg(long, value_name = "WHERE", default_value = "emulated")]
+    pub probe_placement: Placement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    Emulated,
+    Naive,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `2h`, or a plain number of seconds.

@@ -21,6 +21,8 @@ use leaktrace_ebpf::{
 
 use leaktrace_gobinary::{Function, GoBinary, disasm};
 
+use crate::cli::Placement;
+
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace"));
 
 /// Whether to freeze the target when it calls `runtime.exit`, so that its
@@ -81,71 +83,54 @@ impl Probes {
 
     /// Attaches every probe to process `pid`, whose executable is reachable at
     /// `target` (for a running process, `/proc/PID/exe`).
-    pub fn attach(&mut self, binary: &GoBinary, target: &Path, pid: u32) -> anyhow::Result<()> {
+    pub fn attach(
+        &mut self,
+        binary: &GoBinary,
+        target: &Path,
+        pid: u32,
+        placement: Placement,
+    ) -> anyhow::Result<()> {
         let pid = NonZeroU32::new(pid).ok_or_else(|| anyhow!("invalid pid 0"))?;
-        let destroy_fn = if binary.function("runtime.gdestroy").is_some() {
-            "runtime.gdestroy"
-        } else {
-            "runtime.goexit0"
-        };
-        let mut plan: Vec<(&'static str, &'static str, Vec<u64>)> = Vec::new();
-        let newproc1 = required(binary, "runtime.newproc1")?;
-        plan.push((
-            "goroutine_created",
-            "runtime.newproc1",
-            disasm::return_offsets(code(binary, newproc1)?, newproc1.address),
-        ));
-        for (program, function) in [
-            ("goroutine_destroyed", destroy_fn),
-            ("goroutine_parked", "runtime.gopark"),
-        ] {
-            let f = required(binary, function)?;
-            plan.push((
-                program,
-                function,
-                vec![disasm::entry_probe_offset(code(binary, f)?, f.address)],
-            ));
-        }
-        // Assembly, no prologue; called once. The symbol table names it
-        // `runtime.exit.abi0`, the pclntab `runtime.exit`.
-        let exit_fn = if binary.function("runtime.exit.abi0").is_some() {
-            "runtime.exit.abi0"
-        } else {
-            "runtime.exit"
-        };
-        plan.push(("process_exiting", exit_fn, vec![0]));
-
-        for (program, function, offsets) in plan {
-            let f = required(binary, function)?;
-            if offsets.is_empty() {
-                return Err(anyhow!("found no return instruction in {function}"));
-            }
+        let points = probe_points(binary, placement)?;
+        let mut loaded: Vec<&'static str> = Vec::new();
+        for ProbePoint {
+            program,
+            function,
+            offset,
+        } in points
+        {
             let uprobe: &mut UProbe = self
                 .ebpf
                 .program_mut(program)
                 .ok_or_else(|| anyhow!("eBPF program {program} is missing"))?
                 .try_into()?;
-            uprobe
-                .load()
-                .with_context(|| format!("loading eBPF program {program}"))?;
-            for offset in offsets {
-                let file_offset = binary
-                    .file_offset(f.address + offset)
-                    .ok_or_else(|| anyhow!("{function}+{offset:#x} is not backed by the file"))?;
-                let link = uprobe
-                    .attach(
-                        UProbeAttachLocation::AbsoluteOffset(file_offset),
-                        target,
-                        UProbeScope::OneProcess(pid),
-                    )
-                    .with_context(|| {
-                        format!(
-                            "attaching a uprobe to {function}+{offset:#x} in {}",
-                            target.display()
-                        )
-                    })?;
-                self.links.push((program, link));
+            if !loaded.contains(&program) {
+                uprobe
+                    .load()
+                    .with_context(|| format!("loading eBPF program {program}"))?;
+                loaded.push(program);
             }
+            let address = binary
+                .function(&function)
+                .ok_or_else(|| anyhow!("{function} vanished"))?
+                .address
+                + offset;
+            let file_offset = binary
+                .file_offset(address)
+                .ok_or_else(|| anyhow!("{function}+{offset:#x} is not backed by the file"))?;
+            let link = uprobe
+                .attach(
+                    UProbeAttachLocation::AbsoluteOffset(file_offset),
+                    target,
+                    UProbeScope::OneProcess(pid),
+                )
+                .with_context(|| {
+                    format!(
+                        "attaching a uprobe to {function}+{offset:#x} in {}",
+                        target.display()
+                    )
+                })?;
+            self.links.push((program, link));
         }
         Ok(())
     }
@@ -244,6 +229,109 @@ impl Probes {
             .map(name)
             .ok_or_else(|| anyhow!("map {name} is missing"))
     }
+}
+
+/// One uprobe: which program, in which function, at which offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePoint {
+    pub program: &'static str,
+    pub function: String,
+    pub offset: u64,
+}
+
+/// Where each probe goes in this binary. See the README's "How it works".
+pub fn probe_points(binary: &GoBinary, placement: Placement) -> anyhow::Result<Vec<ProbePoint>> {
+    let mut points = match placement {
+        Placement::Emulated => creation_points(binary)?,
+        Placement::Naive => return_points(binary)?,
+    };
+    let destroy_fn = if binary.function("runtime.gdestroy").is_some() {
+        "runtime.gdestroy"
+    } else {
+        "runtime.goexit0"
+    };
+    for (program, function) in [
+        ("goroutine_destroyed", destroy_fn),
+        ("goroutine_parked", "runtime.gopark"),
+    ] {
+        let f = required(binary, function)?;
+        let offset = match placement {
+            Placement::Emulated => disasm::entry_probe_offset(code(binary, f)?, f.address),
+            Placement::Naive => 0,
+        };
+        points.push(ProbePoint {
+            program,
+            function: function.to_string(),
+            offset,
+        });
+    }
+    // Assembly without a prologue, run once. The symbol table calls it
+    // `runtime.exit.abi0`, the pclntab `runtime.exit`.
+    let exit_fn = if binary.function("runtime.exit.abi0").is_some() {
+        "runtime.exit.abi0"
+    } else {
+        "runtime.exit"
+    };
+    required(binary, exit_fn)?;
+    points.push(ProbePoint {
+        program: "process_exiting",
+        function: exit_fn.to_string(),
+        offset: 0,
+    });
+    Ok(points)
+}
+
+/// Where to read each new goroutine: in every runtime function that calls
+/// `runtime.newproc1`, after the call. `runtime.newproc.func1` (every `go`
+/// statement) passes the result in RBX to a `CALL runtime.runqput`, which the
+/// kernel emulates; other callers (coroutines, synctest) are probed on the
+/// instruction after the call, with the result in RAX. If no caller is found,
+/// newproc1's own `RET`s are probed. Never a uretprobe.
+fn creation_points(binary: &GoBinary) -> anyhow::Result<Vec<ProbePoint>> {
+    let newproc1 = required(binary, "runtime.newproc1")?;
+    let runqput = binary.function("runtime.runqput").map(|f| f.address);
+    let mut points = Vec::new();
+    for (function, caller) in binary.callers(newproc1.address, "runtime.") {
+        let code = code(binary, caller)?;
+        for (_, after) in disasm::calls_to(code, caller.address, newproc1.address) {
+            let point = match runqput
+                .and_then(|q| disasm::result_passed_in_rbx(code, caller.address, after, q))
+            {
+                Some(offset) => ProbePoint {
+                    program: "goroutine_queued",
+                    function: function.clone(),
+                    offset,
+                },
+                None => ProbePoint {
+                    program: "goroutine_created",
+                    function: function.clone(),
+                    offset: after,
+                },
+            };
+            points.push(point);
+        }
+    }
+    if points.is_empty() {
+        return return_points(binary);
+    }
+    Ok(points)
+}
+
+/// Every `RET` of `runtime.newproc1`, with the new goroutine in RAX.
+fn return_points(binary: &GoBinary) -> anyhow::Result<Vec<ProbePoint>> {
+    let newproc1 = required(binary, "runtime.newproc1")?;
+    let returns = disasm::return_offsets(code(binary, newproc1)?, newproc1.address);
+    if returns.is_empty() {
+        return Err(anyhow!("found no return instruction in runtime.newproc1"));
+    }
+    Ok(returns
+        .into_iter()
+        .map(|offset| ProbePoint {
+            program: "goroutine_created",
+            function: "runtime.newproc1".to_string(),
+            offset,
+        })
+        .collect())
 }
 
 fn required(binary: &GoBinary, name: &'static str) -> anyhow::Result<Function> {

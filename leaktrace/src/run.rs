@@ -40,7 +40,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut probes = Probes::load(&binary, AtExit::Stop)?;
     let held = HeldCommand::spawn(&path, &args.command)?;
     let pid = held.pid;
-    if let Err(e) = probes.attach(&binary, &path, pid) {
+    if let Err(e) = probes.attach(&binary, &path, pid, args.probes.probe_placement) {
         target::send_signal(pid, libc::SIGKILL);
         return Err(e);
     }

@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask setup | demo | test`.
 
+mod bench;
 mod cmd;
 mod demo;
 mod fuzz;
@@ -25,6 +26,15 @@ enum Task {
     Demo,
     /// Regenerate leaktrace-gobinary/src/known_runtimes.rs from the installed Go toolchains.
     GenLayouts,
+    /// Measure what tracing costs per goroutine, untraced vs leaktrace vs naive probes.
+    Bench {
+        /// Goroutines per run.
+        #[arg(long, default_value_t = 200_000)]
+        goroutines: u32,
+        /// Runs per configuration; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Fuzz every parser for a bounded time, seeded with real Go binaries.
     Fuzz {
         /// Seconds per fuzz target.
@@ -45,6 +55,7 @@ fn main() {
         Task::Demo => demo::run(),
         Task::GenLayouts => layouts::generate(),
         Task::Fuzz { seconds } => fuzz::run(seconds),
+        Task::Bench { goroutines, runs } => bench::run(goroutines, runs),
         Task::Test { cargo_test_args } => test::run(&cargo_test_args),
     };
     if let Err(e) = result {
