@@ -30,14 +30,20 @@ pub struct GoroutineRecord {
     pub gopc: u64,
     /// Entry PC of the function the goroutine runs.
     pub startpc: u64,
-    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) at creation.
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) at creation; 0 for a goroutine
+    /// that existed before the attach (userspace seeds those from `allgs`).
     pub created_ns: u64,
     /// `bpf_ktime_get_ns` at the last `runtime.gopark`; 0 if it never parked.
     pub parked_ns: u64,
     /// The `waitReason` passed to the last `runtime.gopark`.
     pub park_reason: u8,
-    pub _pad: [u8; 7],
+    pub _pad: [u8; 3],
+    /// The creation stack in the `STACKS` map; [`NO_STACK`] if none.
+    pub stack_id: i32,
 }
+
+/// [`GoroutineRecord::stack_id`] when no creation stack was recorded.
+pub const NO_STACK: i32 = -1;
 
 /// A creation site: the `go` statement and the function it starts. One
 /// statement can start different functions (`go fn()` with a func value).
@@ -81,13 +87,17 @@ pub mod counter {
     pub const DROPPED_READ_FAULT: u32 = 5;
     /// The exit notice did not fit in the ring buffer.
     pub const DROPPED_EXIT_NOTICE: u32 = 6;
-    pub const COUNT: u32 = 7;
+    /// A creation stack could not be stored (stack table full or collision).
+    pub const DROPPED_STACK: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
 
 /// Capacity of the goroutine table. Allocated on demand (`BPF_F_NO_PREALLOC`).
 pub const MAX_GOROUTINES: u32 = 1 << 20;
 /// Capacity of the creation-site table.
 pub const MAX_SITES: u32 = 1 << 16;
+/// Capacity of the creation-stack table (distinct stacks).
+pub const MAX_STACKS: u32 = 1 << 14;
 
 #[cfg(feature = "user")]
 mod pod {

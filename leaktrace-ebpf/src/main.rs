@@ -13,15 +13,15 @@
 #[cfg(target_arch = "bpf")]
 mod programs {
     use aya_ebpf::{
-        bindings::BPF_NOEXIST,
+        bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
         helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_send_signal},
         macros::{map, uprobe},
-        maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
-        programs::ProbeContext,
+        maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
+        programs::{ProbeContext, tracing::StackIdContext},
     };
     use leaktrace_ebpf::{
-        ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITES,
-        SiteCounters, SiteKey, counter,
+        ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITES, MAX_STACKS,
+        NO_STACK, SiteCounters, SiteKey, counter,
     };
 
     const BPF_F_NO_PREALLOC: u32 = 1;
@@ -49,6 +49,10 @@ mod programs {
     #[map]
     static SITES: PerCpuHashMap<SiteKey, SiteCounters> =
         PerCpuHashMap::with_max_entries(MAX_SITES, 0);
+
+    /// Creation stacks, walked through Go's frame pointers.
+    #[map]
+    static STACKS: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
 
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -105,7 +109,7 @@ mod programs {
     /// function runs on the system stack, so it never re-enters.
     #[uprobe]
     pub fn goroutine_queued(ctx: ProbeContext) -> u32 {
-        record_creation(regs(&ctx).rbx);
+        record_creation(&ctx, regs(&ctx).rbx);
         0
     }
 
@@ -113,12 +117,12 @@ mod programs {
     /// coroutines), or on its `RET`s as a fallback: the new `*g` is in RAX.
     #[uprobe]
     pub fn goroutine_created(ctx: ProbeContext) -> u32 {
-        record_creation(regs(&ctx).rax);
+        record_creation(&ctx, regs(&ctx).rax);
         0
     }
 
     #[inline(always)]
-    fn record_creation(g: u64) {
+    fn record_creation(ctx: &ProbeContext, g: u64) {
         let layout = layout();
         let (Some(goid), Some(gopc), Some(startpc)) = (
             read_u64(g + layout.g_goid),
@@ -133,12 +137,22 @@ mod programs {
             read_u64(g + layout.g_parent_goid).unwrap_or(0)
         };
         bump(counter::CREATED);
+        // The probe runs on g0; systemstack keeps the frame-pointer chain to
+        // the goroutine that ran the `go` statement.
+        let stack_id = match ctx.get_stackid(&STACKS, BPF_F_USER_STACK.into()) {
+            Ok(id) => id as i32,
+            Err(_) => {
+                bump(counter::DROPPED_STACK);
+                NO_STACK
+            }
+        };
         let record = GoroutineRecord {
             goid,
             parent_goid,
             gopc,
             startpc,
             created_ns: unsafe { bpf_ktime_get_ns() },
+            stack_id,
             ..Default::default()
         };
         if GOROUTINES.insert(g, record, 0).is_err() {
@@ -165,7 +179,7 @@ mod programs {
                 count_at_site(site, |c| &mut c.exited);
             }
             None => {
-                // Created before the attach (or its creation was dropped).
+                // Created before the attach and not seeded (or its creation was dropped).
                 let layout = layout();
                 if let (Some(gopc), Some(startpc)) =
                     (read_u64(g + layout.g_gopc), read_u64(g + layout.g_startpc))

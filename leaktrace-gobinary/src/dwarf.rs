@@ -18,6 +18,30 @@ pub struct GLayout {
     pub waitsince: u64,
     /// Go 1.21+.
     pub parent_goid: Option<u64>,
+    /// `sched.pc`, `sched.sp` and `sched.bp`: where a goroutine that is not
+    /// running stopped, to unwind its current stack.
+    pub sched_pc: u64,
+    pub sched_sp: u64,
+    pub sched_bp: u64,
+}
+
+impl GLayout {
+    /// Bytes of `runtime.g` to read to get every field above.
+    pub fn span(&self) -> usize {
+        let fields = [
+            self.goid,
+            self.gopc,
+            self.startpc,
+            self.atomicstatus,
+            self.waitreason,
+            self.waitsince,
+            self.parent_goid.unwrap_or(0),
+            self.sched_pc,
+            self.sched_sp,
+            self.sched_bp,
+        ];
+        fields.iter().max().copied().unwrap_or(0) as usize + 8
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +83,19 @@ pub fn read_g_layout_from<'a>(
         gimli::DwarfSections::load(load).map_err(|e| DwarfError::Malformed(e.to_string()))?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
     let fields = struct_members(&dwarf, "runtime.g")?.ok_or(DwarfError::NoRuntimeG("runtime.g"))?;
+    let gobuf =
+        struct_members(&dwarf, "runtime.gobuf")?.ok_or(DwarfError::NoRuntimeG("runtime.gobuf"))?;
+    let in_sched = |name: &'static str| -> Result<u64, DwarfError> {
+        let sched = fields
+            .get("sched")
+            .copied()
+            .ok_or(DwarfError::NoRuntimeG("sched"))?;
+        Ok(sched
+            + gobuf
+                .get(name)
+                .copied()
+                .ok_or(DwarfError::NoRuntimeG(name))?)
+    };
     let field = |name: &'static str| {
         fields
             .get(name)
@@ -73,6 +110,9 @@ pub fn read_g_layout_from<'a>(
         waitreason: field("waitreason")?,
         waitsince: field("waitsince")?,
         parent_goid: fields.get("parentGoid").copied(),
+        sched_pc: in_sched("pc")?,
+        sched_sp: in_sched("sp")?,
+        sched_bp: in_sched("bp")?,
     })
 }
 

@@ -15,6 +15,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 176,
             waitsince: 168,
             parent_goid: None,
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 104,
         },
         wait_reasons: &[
             "",
@@ -56,6 +59,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 176,
             waitsince: 168,
             parent_goid: Some(272),
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 104,
         },
         wait_reasons: &[
             "",
@@ -102,6 +108,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 176,
             waitsince: 168,
             parent_goid: Some(272),
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 104,
         },
         wait_reasons: &[
             "",
@@ -153,6 +162,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 184,
             waitsince: 176,
             parent_goid: Some(280),
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 104,
         },
         wait_reasons: &[
             "",
@@ -205,6 +217,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 184,
             waitsince: 176,
             parent_goid: Some(280),
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 104,
         },
         wait_reasons: &[
             "",
@@ -263,6 +278,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 176,
             waitsince: 168,
             parent_goid: Some(272),
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 96,
         },
         wait_reasons: &[
             "",
@@ -324,6 +342,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 176,
             waitsince: 168,
             parent_goid: Some(280),
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 96,
         },
         wait_reasons: &[
             "",
@@ -385,6 +406,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waitreason: 176,
             waitsince: 168,
             parent_goid: Some(280),
+            sched_pc: 64,
+            sched_sp: 56,
+            sched_bp: 96,
         },
         wait_reasons: &[
             "",

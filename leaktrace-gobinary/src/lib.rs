@@ -314,6 +314,14 @@ impl GoBinary {
         self.location(return_pc.checked_sub(1)?)
     }
 
+    /// Whether `pc` is in a compiler-generated wrapper, which Go's own
+    /// tracebacks leave out: special `funcID`s outside the runtime are wrappers.
+    pub fn is_wrapper(&self, pc: u64) -> bool {
+        self.pclntab
+            .func_for_pc(pc)
+            .is_some_and(|f| f.func_id != 0 && !f.name.starts_with("runtime."))
+    }
+
     /// The function a goroutine runs, given its `startpc`. `go f(x)` starts a
     /// compiler-generated wrapper (`gowrap1` from Go 1.22, `funcN` before)
     /// that calls `f`; like Go's tracebacks, leaktrace sees through it.

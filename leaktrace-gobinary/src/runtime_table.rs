@@ -54,18 +54,26 @@ pub fn render(entries: &[(GoVersion, GLayout, Vec<String>)]) -> String {
             Some(offset) => format!("Some({offset})"),
             None => "None".to_string(),
         };
+        let fields = [
+            ("goid", g.goid.to_string()),
+            ("gopc", g.gopc.to_string()),
+            ("startpc", g.startpc.to_string()),
+            ("atomicstatus", g.atomicstatus.to_string()),
+            ("waitreason", g.waitreason.to_string()),
+            ("waitsince", g.waitsince.to_string()),
+            ("parent_goid", parent),
+            ("sched_pc", g.sched_pc.to_string()),
+            ("sched_sp", g.sched_sp.to_string()),
+            ("sched_bp", g.sched_bp.to_string()),
+        ];
         out += &format!(
-            "    KnownRuntime {{\n        version: GoVersion::new({}, {}, {}),\n        g: GLayout {{\n            goid: {},\n            gopc: {},\n            startpc: {},\n            atomicstatus: {},\n            waitreason: {},\n            waitsince: {},\n            parent_goid: {parent},\n        }},\n        wait_reasons: &[\n",
-            version.major,
-            version.minor,
-            version.patch,
-            g.goid,
-            g.gopc,
-            g.startpc,
-            g.atomicstatus,
-            g.waitreason,
-            g.waitsince
+            "    KnownRuntime {{\n        version: GoVersion::new({}, {}, {}),\n        g: GLayout {{\n",
+            version.major, version.minor, version.patch
         );
+        for (name, value) in fields {
+            out += &format!("            {name}: {value},\n");
+        }
+        out += "        },\n        wait_reasons: &[\n";
         for reason in reasons {
             out += &format!("            {reason:?},\n");
         }

@@ -52,9 +52,22 @@ pub struct AttachArgs {
     #[arg(short = 'd', long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// A goroutine blocked at least this long counts as stuck (attach mode's verdict).
+    /// A goroutine blocked at least this long counts as stuck (see "Verdicts" in the README).
     #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10s")]
     pub stuck_after: Duration,
+
+    /// A site must gain at least N goroutines (created minus exited) while
+    /// observed, with its live count rising, to be judged leaking.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_growth: u64,
+
+    /// Print one JSON object per interval D on stdout (NDJSON), then the report
+    /// as a last line. Without it, a live view refreshes on a terminal.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    #[command(flatten)]
+    pub ignore: IgnoreArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -75,6 +88,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub probes: ProbeArgs,
 
+    #[command(flatten)]
+    pub ignore: IgnoreArgs,
+
     /// The Go program to run, and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -93,6 +109,41 @@ pub struct OutputArgs {
     /// Also show the runtime's own goroutines.
     #[arg(long)]
     pub all: bool,
+}
+
+/// Ignore rules, like goleak's options. A trailing `*` matches a prefix.
+#[derive(Debug, Args, Clone, Default)]
+pub struct IgnoreArgs {
+    /// Ignore goroutines that run function F (e.g. main.worker). Repeatable.
+    #[arg(long = "ignore-function", value_name = "F")]
+    pub functions: Vec<String>,
+
+    /// Ignore goroutines blocked in function F, their topmost frame outside
+    /// the runtime (like goleak.IgnoreTopFunction). Repeatable.
+    #[arg(long = "ignore-top", value_name = "F")]
+    pub top_functions: Vec<String>,
+
+    /// Ignore goroutines created by a `go` statement in function F. Repeatable.
+    #[arg(long = "ignore-creator", value_name = "F")]
+    pub creators: Vec<String>,
+
+    /// Read ignore rules from a TOML file (format in the README).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl IgnoreArgs {
+    pub fn rules(&self) -> anyhow::Result<crate::ignore::IgnoreRules> {
+        let flags = crate::ignore::IgnoreRules {
+            functions: self.functions.clone(),
+            top_functions: self.top_functions.clone(),
+            creators: self.creators.clone(),
+        };
+        Ok(match &self.config {
+            Some(path) => crate::ignore::IgnoreRules::load(path)?.merge(flags),
+            None => flags,
+        })
+    }
 }
 
 #[derive(Debug, Args, Clone, Copy)]

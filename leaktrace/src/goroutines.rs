@@ -80,6 +80,38 @@ pub struct Goroutine {
     /// The runtime's own approximate block time (CLOCK_MONOTONIC ns), set by
     /// the GC the first time it sees the goroutine blocked; 0 if not yet.
     pub wait_since_ns: i64,
+    /// Where it stopped (`g.sched`): valid while it is not running.
+    pub sched_pc: u64,
+    pub sched_bp: u64,
+}
+
+/// Frames of a current stack that leaktrace reads at most.
+const MAX_FRAMES: usize = 64;
+
+/// The current stack of a parked goroutine, innermost first: the PC it
+/// stopped at, then the return addresses found by following Go's frame
+/// pointers from `g.sched.bp`. Empty for a goroutine that is not parked.
+pub fn current_stack(mem: &ProcessMemory, g: &Goroutine) -> Vec<u64> {
+    if !matches!(g.status, GStatus::Waiting | GStatus::Leaked) || g.sched_pc == 0 {
+        return Vec::new();
+    }
+    let mut frames = vec![g.sched_pc];
+    let mut bp = g.sched_bp;
+    while frames.len() < MAX_FRAMES && bp != 0 {
+        let (Ok(saved_bp), Ok(ret)) = (mem.read_u64(bp), mem.read_u64(bp + 8)) else {
+            break;
+        };
+        if ret == 0 {
+            break;
+        }
+        frames.push(ret);
+        // Frames grow towards higher addresses; anything else is a broken chain.
+        if saved_bp <= bp {
+            break;
+        }
+        bp = saved_bp;
+    }
+    frames
 }
 
 /// Reads every goroutine in `runtime.allgs` that is not dead. `allgs` is the
@@ -107,22 +139,7 @@ pub fn read_each(
     addresses: impl IntoIterator<Item = u64>,
     layout: &GLayout,
 ) -> Vec<Goroutine> {
-    let fields = [
-        layout.goid,
-        layout.gopc,
-        layout.startpc,
-        layout.atomicstatus,
-        layout.waitreason,
-        layout.waitsince,
-    ];
-    let span = fields
-        .iter()
-        .chain(layout.parent_goid.as_ref())
-        .max()
-        .copied()
-        .unwrap_or(0) as usize
-        + 8;
-    let mut raw = vec![0u8; span];
+    let mut raw = vec![0u8; layout.span()];
     let mut goroutines = Vec::new();
     for g in addresses {
         if g != 0 && mem.read_exact(g, &mut raw).is_ok() {
@@ -157,6 +174,8 @@ fn decode(g: u64, raw: &[u8], layout: &GLayout) -> Option<Goroutine> {
         status,
         wait_reason: *raw.get(layout.waitreason as usize)?,
         wait_since_ns: u64_at(layout.waitsince)? as i64,
+        sched_pc: u64_at(layout.sched_pc)?,
+        sched_bp: u64_at(layout.sched_bp)?,
     })
 }
 

@@ -32,8 +32,8 @@ pub struct HeldCommand {
 impl HeldCommand {
     pub fn spawn(path: &Path, argv: &[String]) -> anyhow::Result<Self> {
         let (read, write) = pipe()?;
-        let me = std::env::current_exe().context("finding leaktrace's own executable")?;
-        let mut cmd = tokio::process::Command::new(me);
+        // The running image itself, even if its file was replaced since.
+        let mut cmd = tokio::process::Command::new("/proc/self/exe");
         cmd.arg(TRAMPOLINE_ARG)
             .arg(read.as_raw_fd().to_string())
             .arg(path)

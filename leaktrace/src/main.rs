@@ -3,7 +3,9 @@
 mod attach;
 mod cli;
 mod goroutines;
+mod ignore;
 mod launch;
+mod live_view;
 mod output;
 mod preflight;
 mod probes;
@@ -11,6 +13,7 @@ mod procmem;
 mod report;
 mod run;
 mod target;
+mod timeline;
 
 use clap::Parser as _;
 

@@ -9,19 +9,21 @@ use std::{collections::HashMap, num::NonZeroU32, path::Path};
 use anyhow::{Context as _, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap},
     programs::{
         UProbe,
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
 use leaktrace_ebpf::{
-    ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, SiteCounters, SiteKey, counter,
+    ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, counter,
 };
 
 use leaktrace_gobinary::{Function, GoBinary, disasm};
 
-use crate::cli::Placement;
+use crate::{cli::Placement, goroutines::Goroutine};
+
+const BPF_NOEXIST: u32 = 1;
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace"));
 
@@ -44,6 +46,7 @@ pub struct EventCounts {
     pub dropped_site_table_full: u64,
     pub dropped_read_fault: u64,
     pub dropped_exit_notice: u64,
+    pub dropped_stack: u64,
 }
 
 impl EventCounts {
@@ -52,6 +55,7 @@ impl EventCounts {
             + self.dropped_site_table_full
             + self.dropped_read_fault
             + self.dropped_exit_notice
+            + self.dropped_stack
     }
 }
 
@@ -146,6 +150,7 @@ impl Probes {
             dropped_site_table_full: sum(counter::DROPPED_SITE_TABLE_FULL),
             dropped_read_fault: sum(counter::DROPPED_READ_FAULT),
             dropped_exit_notice: sum(counter::DROPPED_EXIT_NOTICE),
+            dropped_stack: sum(counter::DROPPED_STACK),
         })
     }
 
@@ -175,6 +180,85 @@ impl Probes {
         // An entry deleted while iterating is skipped, not an error worth failing for.
         let records = map.iter().flatten().collect();
         Ok(records)
+    }
+
+    /// Adds goroutines that existed before the attach to the kernel's table,
+    /// so the exit and park probes track them like new ones. Never replaces a
+    /// record the probes made. Returns how many were added.
+    pub fn seed(&mut self, goroutines: &[Goroutine]) -> anyhow::Result<usize> {
+        let map = self
+            .ebpf
+            .map_mut("GOROUTINES")
+            .ok_or_else(|| anyhow!("map GOROUTINES is missing"))?;
+        let mut table: BpfHashMap<&mut MapData, u64, GoroutineRecord> = BpfHashMap::try_from(map)?;
+        let mut added = 0;
+        for g in goroutines {
+            let record = GoroutineRecord {
+                goid: g.goid,
+                parent_goid: g.parent_goid.unwrap_or(0),
+                gopc: g.gopc,
+                startpc: g.startpc,
+                created_ns: 0,
+                parked_ns: 0,
+                park_reason: g.wait_reason,
+                _pad: [0; 3],
+                stack_id: NO_STACK,
+            };
+            if table.insert(g.g, record, u64::from(BPF_NOEXIST)).is_ok() {
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Removes seeded records of goroutines that turned out to be gone.
+    pub fn unseed(&mut self, gone: &[(u64, u64)]) -> anyhow::Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("GOROUTINES")
+            .ok_or_else(|| anyhow!("map GOROUTINES is missing"))?;
+        let mut table: BpfHashMap<&mut MapData, u64, GoroutineRecord> = BpfHashMap::try_from(map)?;
+        for &(g, goid) in gone {
+            if table
+                .get(&g, 0)
+                .is_ok_and(|r| r.goid == goid && r.created_ns == 0)
+            {
+                let _ = table.remove(&g);
+            }
+        }
+        Ok(())
+    }
+
+    /// The creation stacks the records refer to, by stack id.
+    pub fn creation_stacks(
+        &self,
+        records: &HashMap<u64, GoroutineRecord>,
+    ) -> HashMap<i32, Vec<u64>> {
+        let mut stacks = HashMap::new();
+        for record in records.values() {
+            if record.stack_id != NO_STACK && !stacks.contains_key(&record.stack_id) {
+                stacks.extend(
+                    self.stack(record.stack_id)
+                        .map(|frames| (record.stack_id, frames)),
+                );
+            }
+        }
+        stacks
+    }
+
+    /// The return addresses of a creation stack, innermost first.
+    pub fn stack(&self, stack_id: i32) -> Option<Vec<u64>> {
+        let id = u32::try_from(stack_id).ok()?;
+        let map: StackTraceMap<&MapData> =
+            StackTraceMap::try_from(self.map("STACKS").ok()?).ok()?;
+        Some(
+            map.get(&id, 0)
+                .ok()?
+                .frames()
+                .iter()
+                .map(|f| f.ip)
+                .collect(),
+        )
     }
 
     /// The ring buffer the exit probe writes to; taken once.

@@ -11,19 +11,17 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
-    goroutines::Goroutine,
     launch::{HeldCommand, resolve_command},
     output::{self, TextStream},
     preflight,
     probes::{AtExit, Probes, next_exit_code},
-    report::{AttachThresholds, Mode, Observation, Report, TargetInfo},
-    target::{self, Frozen},
+    report::{Mode, Observation, Report, TargetInfo, Thresholds},
+    target::{self, Frozen, Snapshot},
 };
 
 /// What the target's goroutines looked like as it called `runtime.exit`.
 struct ExitSnapshot {
-    goroutines: Option<Vec<Goroutine>>,
-    now_ns: u64,
+    snapshot: Option<Snapshot>,
     load_bias: u64,
 }
 
@@ -75,14 +73,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         // The notice can still be queued if the process exited as it was sent.
         if next_exit_code(notices.get_mut(), pid).is_some() {
             at_exit = Some(ExitSnapshot {
-                goroutines: None,
-                now_ns: target::monotonic_ns(),
+                snapshot: None,
                 load_bias: 0,
             });
         }
     }
     let exit_code = exit_code_of(status);
-    if at_exit.as_ref().is_none_or(|s| s.goroutines.is_none()) {
+    if at_exit.as_ref().is_none_or(|s| s.snapshot.is_none()) {
         output::note(format!(
             "{} ended without a clean exit ({}); live counts come from the probes alone",
             path.display(),
@@ -90,10 +87,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ));
     }
 
-    let (snapshot, now_ns, load_bias) = match at_exit {
-        Some(s) => (s.goroutines, s.now_ns, s.load_bias),
-        None => (None, target::monotonic_ns(), 0),
+    let (snapshot, load_bias) = match at_exit {
+        Some(s) => (s.snapshot, s.load_bias),
+        None => (None, 0),
     };
+    let now_ns = snapshot
+        .as_ref()
+        .map_or_else(target::monotonic_ns, |s| s.now_ns);
+    let (goroutines, current_stacks) = match snapshot {
+        Some(s) => (Some(s.goroutines), s.current_stacks),
+        None => (None, Default::default()),
+    };
+    let records = probes.goroutine_records()?;
     let report: Report = Observation {
         binary: &binary,
         mode: Mode::Run,
@@ -105,12 +110,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         observed_ns,
         exit_code: Some(exit_code),
         load_bias,
-        snapshot,
+        snapshot: goroutines,
+        current_stacks,
         now_ns,
         sites: probes.site_counters()?,
-        records: probes.goroutine_records()?,
+        creation_stacks: probes.creation_stacks(&records),
+        records,
+        timeline: None,
         events: probes.event_counts()?,
-        thresholds: AttachThresholds { stuck_after_ns: 0 },
+        thresholds: Thresholds {
+            stuck_after_ns: 0,
+            min_growth: 1,
+        },
+        ignore: args.ignore.rules()?,
     }
     .into_report(args.output.all);
     probes.detach();
@@ -140,19 +152,16 @@ async fn snapshot_at_exit(pid: u32, binary: &GoBinary, probes: &Probes) -> ExitS
         .goroutine_records()
         .map(|r| r.into_keys().collect::<Vec<_>>());
     let read = tracked.and_then(|tracked| target::read_goroutines_at(pid, binary, tracked));
-    let (goroutines, now_ns) = match read {
-        Ok((goroutines, now)) => (Some(goroutines), now),
-        Err(e) => {
+    let snapshot = read
+        .inspect_err(|e| {
             output::note(format!(
                 "cannot read the command's goroutines at exit: {e:#}"
-            ));
-            (None, target::monotonic_ns())
-        }
-    };
+            ))
+        })
+        .ok();
     drop(frozen);
     ExitSnapshot {
-        goroutines,
-        now_ns,
+        snapshot,
         load_bias,
     }
 }

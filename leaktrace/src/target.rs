@@ -1,6 +1,6 @@
 //! The traced process: finding it, freezing it at exit, and reading its goroutines.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, bail};
 use leaktrace_gobinary::GoBinary;
@@ -43,32 +43,53 @@ pub fn executable_of(pid: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
     }
 }
 
-/// Every goroutine of process `pid` right now (from `runtime.allgs`), with
-/// the monotonic time they were read at.
-pub fn read_all_goroutines(pid: u32, binary: &GoBinary) -> anyhow::Result<(Vec<Goroutine>, u64)> {
+/// A process's goroutines at one moment.
+pub struct Snapshot {
+    pub goroutines: Vec<Goroutine>,
+    /// Current stacks of the parked ones, by `g` address.
+    pub current_stacks: HashMap<u64, Vec<u64>>,
+    /// CLOCK_MONOTONIC when they were read.
+    pub now_ns: u64,
+}
+
+/// Every goroutine of process `pid` right now, from `runtime.allgs`.
+pub fn read_all_goroutines(pid: u32, binary: &GoBinary) -> anyhow::Result<Snapshot> {
     let bias = load_bias(pid, |offset| binary.address_of_file_offset(offset))
         .with_context(|| format!("reading the memory map of process {pid}"))?;
     let allgs = binary.allgs_address()? + bias;
-    let mem =
-        ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
+    let mem = open_memory(pid)?;
     let goroutines = goroutines::read_all(&mem, allgs, &binary.g_layout)
         .with_context(|| format!("reading the goroutines of process {pid}"))?;
-    Ok((goroutines, monotonic_ns()))
+    Ok(with_stacks(&mem, goroutines))
 }
 
-/// The goroutines at these `runtime.g` addresses (those the probes saw
-/// created and not destroyed), with the monotonic time they were read at.
+/// The goroutines at these `runtime.g` addresses (those the probes track).
 pub fn read_goroutines_at(
     pid: u32,
     binary: &GoBinary,
     addresses: impl IntoIterator<Item = u64>,
-) -> anyhow::Result<(Vec<Goroutine>, u64)> {
-    let mem =
-        ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))?;
-    Ok((
-        goroutines::read_each(&mem, addresses, &binary.g_layout),
-        monotonic_ns(),
-    ))
+) -> anyhow::Result<Snapshot> {
+    let mem = open_memory(pid)?;
+    let goroutines = goroutines::read_each(&mem, addresses, &binary.g_layout);
+    Ok(with_stacks(&mem, goroutines))
+}
+
+fn open_memory(pid: u32) -> anyhow::Result<ProcessMemory> {
+    ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))
+}
+
+fn with_stacks(mem: &ProcessMemory, goroutines: Vec<Goroutine>) -> Snapshot {
+    let now_ns = monotonic_ns();
+    let current_stacks = goroutines
+        .iter()
+        .map(|g| (g.g, goroutines::current_stack(mem, g)))
+        .filter(|(_, stack)| !stack.is_empty())
+        .collect();
+    Snapshot {
+        goroutines,
+        current_stacks,
+        now_ns,
+    }
 }
 
 /// The load bias of a running process, for symbolizing its PCs.

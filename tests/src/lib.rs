@@ -81,8 +81,14 @@ pub fn go_binary(version: &str) -> PathBuf {
 
 /// A `go` command for the test module, which must never touch the network.
 pub fn go(version: &str) -> Command {
+    go_in("go", version)
+}
+
+/// A `go` command for the module in `tests/MODULE` (`go`, or `go123`, whose
+/// go.mod says 1.23 for iterators and the newer timer semantics).
+pub fn go_in(module: &str, version: &str) -> Command {
     let mut cmd = Command::new(go_binary(version));
-    cmd.current_dir(go_module_dir())
+    cmd.current_dir(workspace_root().join("tests").join(module))
         .env("GOTOOLCHAIN", "local")
         .env("GOFLAGS", "-mod=mod")
         .env("GOPROXY", "off");
@@ -92,10 +98,15 @@ pub fn go(version: &str) -> Command {
 /// Builds `package` (e.g. `./cmd/seeds`) with Go `version` and extra `go build`
 /// flags, once per test process, and returns the binary.
 pub fn build(version: &str, package: &str, flags: &[&str]) -> PathBuf {
+    build_in("go", version, package, flags)
+}
+
+/// [`build`] for the module in `tests/MODULE`.
+pub fn build_in(module: &str, version: &str, package: &str, flags: &[&str]) -> PathBuf {
     /// One slot per build, so concurrent tests wait for the same build.
     type Slot = Arc<Mutex<Option<PathBuf>>>;
     static BUILT: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
-    let key = format!("{version} {package} {}", flags.join(" "));
+    let key = format!("{module} {version} {package} {}", flags.join(" "));
     let slot = BUILT
         .get_or_init(Default::default)
         .lock()
@@ -108,7 +119,7 @@ pub fn build(version: &str, package: &str, flags: &[&str]) -> PathBuf {
         return path.clone();
     }
     let name = format!(
-        "{}{}",
+        "{module}-{}{}",
         package.rsplit('/').next().unwrap_or("bin"),
         flags
             .iter()
@@ -120,7 +131,7 @@ pub fn build(version: &str, package: &str, flags: &[&str]) -> PathBuf {
         .join("target/go-e2e")
         .join(version)
         .join(name);
-    let status = go(version)
+    let status = go_in(module, version)
         .arg("build")
         .args(flags)
         .arg("-o")
@@ -191,10 +202,15 @@ pub fn run_traced_with(options: &[&str], binary: &Path, args: &[&str]) -> (Value
     (serde_json::from_str(&text).expect("report is JSON"), output)
 }
 
-/// The 1-based line of the unique line in `file` (relative to `tests/go`)
-/// that contains `// site:NAME`.
+/// The 1-based line of the unique line in `file` (relative to its module,
+/// `tests/go` or `tests/go123`) that contains `// site:NAME`.
 pub fn marker_line(file: &str, name: &str) -> u32 {
-    let text = std::fs::read_to_string(go_module_dir().join(file)).expect("read Go source");
+    let text = ["go", "go123"]
+        .iter()
+        .find_map(|module| {
+            std::fs::read_to_string(workspace_root().join("tests").join(module).join(file)).ok()
+        })
+        .unwrap_or_else(|| panic!("no Go source {file}"));
     let marker = format!("// site:{name}");
     let lines: Vec<usize> = text
         .lines()

@@ -28,7 +28,18 @@ impl Service {
     }
 
     fn start_built(version: &str, flags: &[&str]) -> Self {
-        Self::spawn(Command::new(build(version, "./cmd/service", flags)))
+        let mut cmd = Command::new(build(version, "./cmd/service", flags));
+        cmd.arg(format!("-preleak={PRELEAK}"));
+        Self::spawn(cmd)
+    }
+
+    /// The service, also leaking `count` goroutines, one every `period`.
+    fn start_leaking_every(version: &str, period: &str, count: u64) -> Self {
+        let mut cmd = Command::new(build(version, "./cmd/service", &[]));
+        cmd.arg(format!("-preleak={PRELEAK}"))
+            .arg(format!("-leak-every={period}"))
+            .arg(format!("-leak-count={count}"));
+        Self::spawn(cmd)
     }
 
     /// Runs the service from a tmpfs mounted in a new mount namespace: its
@@ -54,6 +65,7 @@ impl Service {
             &script,
             "sh",
         ]);
+        cmd.arg(format!("-preleak={PRELEAK}"));
         let service = Self::spawn(cmd);
         assert!(
             !mount_point.join("service").exists(),
@@ -62,12 +74,9 @@ impl Service {
         service
     }
 
+    /// Starts `cmd` and waits for it to print "ready".
     fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .arg(format!("-preleak={PRELEAK}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start service");
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start service");
         let mut ready = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut ready)
@@ -168,7 +177,8 @@ fn check_attach(service: &Service, ctx: &str) {
         service.signal(libc::SIGUSR1);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (report, _) = finish(tracer, &report_file);
+    let (report, stderr) = finish(tracer, &report_file);
+    let ctx = format!("{ctx} (leaktrace said: {stderr:?})");
     assert_eq!(report["mode"], "attach", "{ctx}");
     assert_eq!(report["dropped"], 0, "{ctx}");
     assert_eq!(report["snapshot"], true, "{ctx}");
@@ -363,8 +373,119 @@ fn target_exiting_while_observed_still_gives_a_report() {
         let leak = site(&report, "service-leak");
         assert_eq!(
             (&leak["live"], &leak["created"], &leak["exited"]),
-            (&1.into(), &1.into(), &0.into()),
+            (&(PRELEAK + 1).into(), &1.into(), &0.into()),
             "go{version}: {leak:#}"
+        );
+    }
+}
+
+#[test]
+fn a_steady_leak_gets_the_growth_verdict() {
+    if !privileged("a_steady_leak_gets_the_growth_verdict") {
+        return;
+    }
+    // 30 leaks, one per 50 ms: most of them while observed, all over by the end.
+    const STEADY: u64 = 30;
+    for version in go_versions() {
+        let service = Service::start_leaking_every(&version, "50ms", STEADY);
+        let report_file = report_path(&format!("steady-{version}"));
+        let tracer = attach(
+            service.pid(),
+            &["--duration", "2.5s", "--stuck-after", "200ms"],
+            &report_file,
+        );
+        let (report, _) = finish(tracer, &report_file);
+        let ctx = format!("go{version}");
+        let leak = site(&report, "service-leak");
+        let created = leak["created"].as_u64().unwrap();
+        assert!(
+            created >= STEADY / 2,
+            "{ctx}: only {created} created while observed: {leak:#}"
+        );
+        assert_eq!(leak["exited"], 0, "{ctx}");
+        // Old and new, each counted once: the preleak, and every steady leak.
+        assert_eq!(leak["live"], PRELEAK + STEADY, "{ctx}: {leak:#}");
+        let trend: Vec<i64> = serde_json::from_value(leak["trend"]["live"].clone()).unwrap();
+        assert_eq!(
+            trend.last().copied(),
+            Some((PRELEAK + STEADY) as i64),
+            "{ctx}: the counters agree with memory"
+        );
+        assert_eq!(leak["trend"]["rising"], true, "{ctx}: {trend:?}");
+        assert_eq!(leak["verdict"], "leak", "{ctx}: {leak:#}");
+        // Every one created while observed came through leakSteadily; Go's
+        // wrapper for `go leakSteadily(...)` is left out, as in Go's tracebacks.
+        let stacks = leak["stacks"].as_array().unwrap();
+        assert_eq!(stacks.len(), 1, "{ctx}: {stacks:#?}");
+        assert_eq!(stacks[0]["count"].as_u64(), Some(created), "{ctx}");
+        let frames: Vec<&str> = stacks[0]["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["function"].as_str().unwrap())
+            .collect();
+        assert_eq!(frames, ["main.handle", "main.leakSteadily"], "{ctx}");
+        assert_eq!(leak["blocked_at"]["function"], "main.handle.func1", "{ctx}");
+        assert_eq!(site(&report, "service-worker")["verdict"], "ok", "{ctx}");
+    }
+}
+
+#[test]
+fn a_healthy_server_is_not_reported_as_leaking() {
+    if !privileged("a_healthy_server_is_not_reported_as_leaking") {
+        return;
+    }
+    const HEALTHY: &str = "cmd/healthy/main.go";
+    for version in go_versions() {
+        let service = Service::spawn(Command::new(build(&version, "./cmd/healthy", &[])));
+        let report_file = report_path(&format!("healthy-{version}"));
+        let tracer = attach(
+            service.pid(),
+            &["--duration", "2s", "--stuck-after", "500ms"],
+            &report_file,
+        );
+        let (report, _) = finish(tracer, &report_file);
+        let ctx = format!("go{version}");
+        let sites = report["goroutines"].as_array().unwrap();
+        let leaks: Vec<&Value> = sites.iter().filter(|s| s["verdict"] == "leak").collect();
+        assert!(
+            leaks.is_empty(),
+            "{ctx}: a healthy server was reported as leaking: {leaks:#?}"
+        );
+        let at = |marker: &str| {
+            let line = u64::from(marker_line(HEALTHY, marker));
+            sites.iter().find(|s| {
+                s["created_at"]["line"] == line
+                    && s["created_at"]["file"].as_str().unwrap().ends_with(HEALTHY)
+            })
+        };
+        let workers = at("healthy-worker").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
+        assert_eq!(
+            (&workers["live"], &workers["created"]),
+            (&4.into(), &0.into()),
+            "{ctx}"
+        );
+        let listener = at("healthy-listener").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
+        assert_eq!(listener["live"], 1, "{ctx}");
+        for long_lived in [workers, listener] {
+            let verdict = long_lived["verdict"].as_str().unwrap();
+            assert!(
+                verdict == "ok" || verdict == "suspect",
+                "{ctx}: {long_lived:#}"
+            );
+        }
+        // Per-request goroutines come and go: counted, never leaking.
+        let requests = at("healthy-request").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
+        assert!(
+            requests["created"].as_u64().unwrap() >= 10,
+            "{ctx}: {requests:#}"
+        );
+        let in_flight = requests["live"].as_u64().unwrap();
+        assert!(in_flight <= 1, "{ctx}: {requests:#}");
+        assert_eq!(
+            requests["created"].as_u64().unwrap(),
+            requests["exited"].as_u64().unwrap() + in_flight,
+            "{ctx}"
         );
     }
 }

@@ -339,3 +339,52 @@ fn stack_growth_does_not_double_count() {
         ],
     );
 }
+
+/// Ignore rules, like goleak's options, from flags and from a config file:
+/// the ignored site is listed as "ignored" and no longer fails the run.
+#[test]
+fn ignore_rules_from_flags_and_config_file() {
+    if !privileged("ignore_rules_from_flags_and_config_file") {
+        return;
+    }
+    let version = go_versions().last().cloned().expect("a Go toolchain");
+    let seeds = build(&version, "./cmd/seeds", &[]);
+    let config = leaktrace_e2e::report_path("ignore-config").with_extension("toml");
+    std::fs::write(
+        &config,
+        "[ignore]\ncreators = [\"main.waitingGoroutine*\"]\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    for rule in [
+        vec!["--ignore-function", "main.waitingGoroutineLeak.func1"],
+        vec!["--ignore-top", "main.waitingGoroutineLeak.func1"],
+        vec!["--ignore-creator", "main.waitingGoroutineLeak"],
+        vec!["--config", &config],
+    ] {
+        let mut options = vec!["--all", "--fail-on-leak"];
+        options.extend(&rule);
+        let (report, output) =
+            leaktrace_e2e::run_traced_with(&options, &seeds, &["goroutine-never-signaled"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{rule:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let site = report["goroutines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["created_at"]["function"] == "main.waitingGoroutineLeak")
+            .unwrap_or_else(|| panic!("{rule:?}: {report:#}"));
+        assert_eq!(
+            (&site["verdict"], &site["live"]),
+            (&"ignored".into(), &1.into()),
+            "{rule:?}"
+        );
+    }
+    let (_, output) =
+        leaktrace_e2e::run_traced_with(&["--fail-on-leak"], &seeds, &["goroutine-never-signaled"]);
+    assert_eq!(output.status.code(), Some(3), "without a rule it is a leak");
+}

@@ -1,23 +1,37 @@
-//! The report: goroutines grouped by the `go` statement that created them,
-//! with a verdict per site. `model` builds it; `text` and `json` print it.
+//! The report: goroutines grouped by the `go` statement that created them
+//! (then by creation stack), with a verdict per site. This module builds it;
+//! `text` and `json` print it.
 
 pub mod json;
 pub mod text;
 mod verdict;
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashMap},
+};
 
-use leaktrace_ebpf::{GoroutineRecord, SiteCounters, SiteKey};
+use leaktrace_ebpf::{GoroutineRecord, NO_STACK, SiteCounters, SiteKey};
 use leaktrace_gobinary::{GoBinary, SourceLocation};
 use serde::Serialize;
 
 use crate::{
     goroutines::{GStatus, Goroutine},
+    ignore::IgnoreRules,
     probes::EventCounts,
+    timeline::{Timeline, Trend},
 };
-pub use verdict::{AttachThresholds, Verdict};
+pub use verdict::{Thresholds, Verdict};
 
 pub const SCHEMA_VERSION: u32 = 1;
+/// Goroutine IDs listed per site.
+pub const MAX_GOIDS: usize = 10;
+/// Distinct creation stacks listed per site.
+pub const MAX_STACKS: usize = 10;
+/// Frames kept per creation stack.
+pub const MAX_STACK_FRAMES: usize = 32;
+/// Where every coroutine goroutine (`iter.Pull`, Go 1.23+) starts.
+const COROUTINE_START: &str = "runtime.corostart";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +78,14 @@ pub struct TargetInfo {
     pub go_version: String,
 }
 
+/// Live goroutines of a site that share one creation stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreationStack {
+    pub count: u64,
+    /// From the function with the `go` statement outwards.
+    pub frames: Vec<SourceLocation>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SiteReport {
     pub created_at: SourceLocation,
@@ -80,13 +102,19 @@ pub struct SiteReport {
     pub states: BTreeMap<String, u64>,
     /// How long the longest-blocked live goroutine has been blocked.
     pub blocked_for: Option<BlockedFor>,
+    /// The frame outside the runtime that most of its blocked goroutines are
+    /// blocked in, from their current stacks.
+    pub blocked_at: Option<SourceLocation>,
+    /// Creation stacks of the live goroutines created while observed, most
+    /// common first. Goroutines older than the attach have none.
+    pub stacks: Vec<CreationStack>,
+    /// Attach mode: the live count over the window.
+    pub trend: Option<Trend>,
     pub origin: Origin,
     pub verdict: Verdict,
     /// IDs of up to [`MAX_GOIDS`] live goroutines, lowest first.
     pub goids: Vec<u64>,
 }
-
-pub const MAX_GOIDS: usize = 10;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -128,19 +156,33 @@ pub struct Observation<'a> {
     pub load_bias: u64,
     /// The target's goroutines at the end, if they could be read.
     pub snapshot: Option<Vec<Goroutine>>,
+    /// Current stacks of the snapshot's parked goroutines, by `g` address.
+    pub current_stacks: HashMap<u64, Vec<u64>>,
     /// CLOCK_MONOTONIC when the snapshot was taken.
     pub now_ns: u64,
     pub sites: HashMap<SiteKey, SiteCounters>,
     pub records: HashMap<u64, GoroutineRecord>,
+    /// Creation stacks by stack id.
+    pub creation_stacks: HashMap<i32, Vec<u64>>,
+    pub timeline: Option<Timeline>,
     pub events: EventCounts,
-    pub thresholds: AttachThresholds,
+    pub thresholds: Thresholds,
+    pub ignore: IgnoreRules,
+}
+
+/// Per-site tallies that become lists once every goroutine is counted.
+#[derive(Default)]
+struct Tally {
+    stacks: HashMap<i32, u64>,
+    blocked_at: HashMap<u64, u64>,
 }
 
 impl Observation<'_> {
     pub fn into_report(self, include_all: bool) -> Report {
-        let mut by_site: HashMap<SiteKey, SiteReport> = HashMap::new();
+        let symbols = Symbolizer::new(self.binary, self.load_bias);
+        let mut by_site: HashMap<SiteKey, (SiteReport, Tally)> = HashMap::new();
         for (&key, counters) in &self.sites {
-            let site = self.site(&mut by_site, key);
+            let (site, _) = self.site(&symbols, &mut by_site, key);
             site.created = counters.created;
             site.exited = counters.exited;
             site.exited_preexisting = counters.exited_preexisting;
@@ -150,7 +192,13 @@ impl Observation<'_> {
                 for g in goroutines {
                     let blocked = self.blocked_for(g);
                     let state = self.state_name(g);
-                    let site = self.site(
+                    let record = self.records.get(&g.g).filter(|r| r.goid == g.goid);
+                    let top = self
+                        .current_stacks
+                        .get(&g.g)
+                        .and_then(|stack| symbols.first_outside_runtime(stack));
+                    let (site, tally) = self.site(
+                        &symbols,
                         &mut by_site,
                         SiteKey {
                             gopc: g.gopc,
@@ -161,32 +209,57 @@ impl Observation<'_> {
                     *site.states.entry(state).or_default() += 1;
                     site.blocked_for = longest(site.blocked_for, blocked);
                     site.goids.push(g.goid);
+                    if let Some(stack_id) = record.map(|r| r.stack_id).filter(|&id| id != NO_STACK)
+                    {
+                        *tally.stacks.entry(stack_id).or_default() += 1;
+                    }
+                    if let Some(pc) = top {
+                        *tally.blocked_at.entry(pc).or_default() += 1;
+                    }
                 }
             }
             None => {
                 // The process is gone: what was created and not destroyed is what lived.
                 for record in self.records.values() {
-                    let site = self.site(
-                        &mut by_site,
-                        SiteKey {
-                            gopc: record.gopc,
-                            startpc: record.startpc,
-                        },
-                    );
+                    let key = SiteKey {
+                        gopc: record.gopc,
+                        startpc: record.startpc,
+                    };
+                    let (site, tally) = self.site(&symbols, &mut by_site, key);
                     site.live += 1;
                     site.goids.push(record.goid);
+                    if record.stack_id != NO_STACK {
+                        *tally.stacks.entry(record.stack_id).or_default() += 1;
+                    }
                 }
             }
         }
         let mut goroutines: Vec<SiteReport> = by_site
-            .into_values()
-            .map(|mut site| {
+            .into_iter()
+            .map(|(key, (mut site, tally))| {
                 site.goids.sort_unstable();
                 site.goids.truncate(MAX_GOIDS);
+                site.stacks = self.creation_stacks(&symbols, tally.stacks);
+                if site.entry.function == COROUTINE_START {
+                    site.origin = self.coroutine_origin(&site.stacks);
+                }
+                site.blocked_at =
+                    most_common(tally.blocked_at).and_then(|pc| symbols.call_site(pc));
+                site.trend = self.timeline.as_ref().and_then(|t| t.trend(&key));
                 site.verdict = verdict::judge(self.mode, &site, &self.thresholds);
+                let top = site.blocked_at.as_ref().map(|l| l.function.as_str());
+                if site.origin != Origin::Runtime
+                    && self
+                        .ignore
+                        .ignores(&site.entry.function, top, &site.created_at.function)
+                {
+                    site.verdict = Verdict::Ignored;
+                }
                 site
             })
-            .filter(|site| include_all || site.origin != Origin::Runtime)
+            .filter(|site| {
+                include_all || !matches!(site.verdict, Verdict::Runtime | Verdict::Ignored)
+            })
             .collect();
         goroutines.sort_by(|a, b| {
             (
@@ -219,20 +292,18 @@ impl Observation<'_> {
 
     fn site<'m>(
         &self,
-        sites: &'m mut HashMap<SiteKey, SiteReport>,
+        symbols: &Symbolizer<'_>,
+        sites: &'m mut HashMap<SiteKey, (SiteReport, Tally)>,
         key: SiteKey,
-    ) -> &'m mut SiteReport {
-        sites.entry(key).or_insert_with(|| {
-            let (gopc, startpc) = (
-                key.gopc.wrapping_sub(self.load_bias),
-                key.startpc.wrapping_sub(self.load_bias),
-            );
-            let created_at = self.binary.call_site(gopc).unwrap_or_else(|| unknown(gopc));
-            let entry = self
-                .binary
-                .goroutine_entry(startpc)
-                .unwrap_or_else(|| unknown(startpc));
-            SiteReport {
+    ) -> (&'m mut SiteReport, &'m mut Tally) {
+        let (site, tally) = sites.entry(key).or_insert_with(|| {
+            let created_at = symbols
+                .call_site(key.gopc)
+                .unwrap_or_else(|| unknown(key.gopc));
+            let entry = symbols
+                .goroutine_entry(key.startpc)
+                .unwrap_or_else(|| unknown(key.startpc));
+            let site = SiteReport {
                 origin: self.origin(&created_at, &entry),
                 entry,
                 created_at,
@@ -242,21 +313,81 @@ impl Observation<'_> {
                 exited_preexisting: 0,
                 states: BTreeMap::new(),
                 blocked_for: None,
+                blocked_at: None,
+                stacks: Vec::new(),
+                trend: None,
                 verdict: Verdict::Ok,
                 goids: Vec::new(),
-            }
-        })
+            };
+            (site, Tally::default())
+        });
+        (site, tally)
+    }
+
+    /// Symbolized creation stacks, without the runtime frames of the `go`
+    /// statement itself (newproc and its system-stack closure) and of the
+    /// goroutine's bottom (runtime.main, goexit).
+    fn creation_stacks(
+        &self,
+        symbols: &Symbolizer<'_>,
+        counts: HashMap<i32, u64>,
+    ) -> Vec<CreationStack> {
+        let mut stacks: Vec<CreationStack> = counts
+            .into_iter()
+            .filter_map(|(id, count)| {
+                let pcs = self.creation_stacks.get(&id)?;
+                let mut frames: Vec<SourceLocation> = pcs
+                    .iter()
+                    .skip(1) // the probe's own instruction
+                    .filter(|&&pc| !symbols.is_wrapper(pc))
+                    .filter_map(|&pc| symbols.call_site(pc))
+                    .skip_while(|f| is_runtime(&f.function))
+                    .take(MAX_STACK_FRAMES)
+                    .collect();
+                // runtime.main and runtime.goexit at the bottom say nothing.
+                while frames.last().is_some_and(|f| is_runtime(&f.function)) {
+                    frames.pop();
+                }
+                (!frames.is_empty()).then_some(CreationStack { count, frames })
+            })
+            .collect();
+        stacks.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.frames.len().cmp(&b.frames.len()))
+        });
+        stacks.truncate(MAX_STACKS);
+        stacks
     }
 
     fn origin(&self, created_at: &SourceLocation, entry: &SourceLocation) -> Origin {
-        // Like the runtime's isSystemGoroutine: what runs runtime code, except main.
-        if entry.function.starts_with("runtime.") || created_at.function.starts_with("runtime.") {
+        // Like the runtime's isSystemGoroutine: what runs runtime code, except
+        // main and coroutines.
+        let runtime_entry =
+            entry.function.starts_with("runtime.") && entry.function != COROUTINE_START;
+        if runtime_entry || created_at.function.starts_with("runtime.") {
             return Origin::Runtime;
         }
         if self.binary.is_standard_library(created_at) {
             Origin::StandardLibrary
         } else {
             Origin::Program
+        }
+    }
+
+    /// A coroutine's `go` statement is always in `iter.Pull`; it belongs to
+    /// the program when the program called `iter.Pull`.
+    fn coroutine_origin(&self, stacks: &[CreationStack]) -> Origin {
+        let from_program = |stack: &CreationStack| {
+            stack
+                .frames
+                .iter()
+                .any(|f| !self.binary.is_standard_library(f))
+        };
+        if !stacks.is_empty() && stacks.iter().all(from_program) {
+            Origin::Program
+        } else {
+            Origin::StandardLibrary
         }
     }
 
@@ -294,6 +425,71 @@ impl Observation<'_> {
     }
 }
 
+/// Run-time PCs to source locations, with the load bias removed and a cache:
+/// ten thousand goroutines usually share a handful of PCs.
+struct Symbolizer<'a> {
+    binary: &'a GoBinary,
+    load_bias: u64,
+    cache: RefCell<HashMap<(u64, bool), Option<SourceLocation>>>,
+}
+
+impl<'a> Symbolizer<'a> {
+    fn new(binary: &'a GoBinary, load_bias: u64) -> Self {
+        Self {
+            binary,
+            load_bias,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The call that returns to `pc` (a return address or `gopc`).
+    fn call_site(&self, pc: u64) -> Option<SourceLocation> {
+        self.cached(pc, false, |pc| self.binary.call_site(pc))
+    }
+
+    fn goroutine_entry(&self, pc: u64) -> Option<SourceLocation> {
+        self.cached(pc, true, |pc| self.binary.goroutine_entry(pc))
+    }
+
+    /// Whether the return address `pc` is in a compiler-generated wrapper.
+    fn is_wrapper(&self, pc: u64) -> bool {
+        self.binary
+            .is_wrapper(pc.wrapping_sub(self.load_bias).wrapping_sub(1))
+    }
+
+    /// The first return address in `stack` whose function is not the runtime's.
+    fn first_outside_runtime(&self, stack: &[u64]) -> Option<u64> {
+        stack
+            .iter()
+            .copied()
+            .find(|&pc| self.call_site(pc).is_some_and(|l| !is_runtime(&l.function)))
+    }
+
+    fn cached(
+        &self,
+        pc: u64,
+        entry: bool,
+        resolve: impl Fn(u64) -> Option<SourceLocation>,
+    ) -> Option<SourceLocation> {
+        self.cache
+            .borrow_mut()
+            .entry((pc, entry))
+            .or_insert_with(|| resolve(pc.wrapping_sub(self.load_bias)))
+            .clone()
+    }
+}
+
+fn is_runtime(function: &str) -> bool {
+    function.starts_with("runtime.") || function.starts_with("internal/runtime/")
+}
+
+fn most_common(counts: HashMap<u64, u64>) -> Option<u64> {
+    counts
+        .into_iter()
+        .max_by_key(|&(pc, n)| (n, std::cmp::Reverse(pc)))
+        .map(|(pc, _)| pc)
+}
+
 fn longest(a: Option<BlockedFor>, b: Option<BlockedFor>) -> Option<BlockedFor> {
     match (a, b) {
         (Some(a), Some(b)) => Some(if b.longest_ns > a.longest_ns { b } else { a }),
@@ -307,4 +503,92 @@ fn unknown(pc: u64) -> SourceLocation {
         file: String::new(),
         line: 0,
     }
+}
+
+/// One site's movement in the last sampling interval (`--interval`, live view).
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalSite {
+    pub created_at: SourceLocation,
+    pub entry: SourceLocation,
+    pub live: i64,
+    /// Change of `live` since the previous sample.
+    pub change: i64,
+    pub created: u64,
+    pub exited: u64,
+}
+
+/// What moved in the last interval: totals, rates and the sites that are not
+/// the runtime's, fastest-growing first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interval {
+    pub elapsed_ns: u64,
+    pub live: i64,
+    pub created_per_second: f64,
+    pub exited_per_second: f64,
+    pub parked_per_second: f64,
+    pub events: EventCounts,
+    pub sites: Vec<IntervalSite>,
+}
+
+/// Sites listed per interval.
+const INTERVAL_SITES: usize = 20;
+
+pub fn interval(binary: &GoBinary, load_bias: u64, timeline: &Timeline) -> Option<Interval> {
+    let last = timeline.last()?;
+    let symbols = Symbolizer::new(binary, load_bias);
+    let previous = timeline.previous();
+    let mut live_total = 0;
+    let mut sites = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for key in timeline.sites() {
+        if !seen.insert(*key) {
+            continue;
+        }
+        let live = timeline.live(key, last);
+        live_total += live;
+        let change = previous.map_or(0, |p| live - timeline.live(key, p));
+        let created_at = symbols
+            .call_site(key.gopc)
+            .unwrap_or_else(|| unknown(key.gopc));
+        if is_runtime(&created_at.function) || (live == 0 && change == 0) {
+            continue;
+        }
+        let counters = last.sites.get(key).copied().unwrap_or_default();
+        let entry = symbols
+            .goroutine_entry(key.startpc)
+            .unwrap_or_else(|| unknown(key.startpc));
+        if is_runtime(&entry.function) {
+            continue;
+        }
+        sites.push(IntervalSite {
+            created_at,
+            entry,
+            live,
+            change,
+            created: counters.created,
+            exited: counters.exited,
+        });
+    }
+    sites.sort_by_key(|s| std::cmp::Reverse((s.change, s.live)));
+    sites.truncate(INTERVAL_SITES);
+    let seconds = previous.map_or(0.0, |p| {
+        (last.elapsed_ns.saturating_sub(p.elapsed_ns)) as f64 / 1e9
+    });
+    let rate = |now: u64, then: u64| {
+        if seconds > 0.0 {
+            now.saturating_sub(then) as f64 / seconds
+        } else {
+            0.0
+        }
+    };
+    let before = previous.map(|p| p.events).unwrap_or_default();
+    Some(Interval {
+        elapsed_ns: last.elapsed_ns,
+        live: live_total,
+        created_per_second: rate(last.events.created, before.created),
+        exited_per_second: rate(last.events.exited, before.exited),
+        parked_per_second: rate(last.events.parked, before.parked),
+        events: last.events,
+        sites,
+    })
 }

@@ -73,6 +73,11 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// Creation-stack frames shown per stack; JSON has them all.
+const STACK_FRAMES_SHOWN: usize = 4;
+/// Distinct creation stacks shown per site.
+const STACKS_SHOWN: usize = 3;
+
 fn write_site(out: &mut String, site: &SiteReport) {
     let _ = writeln!(
         out,
@@ -92,6 +97,9 @@ fn write_site(out: &mut String, site: &SiteReport) {
         "created by {}\n\t{}:{}",
         site.created_at.function, site.created_at.file, site.created_at.line
     );
+    if let Some(at) = &site.blocked_at {
+        let _ = writeln!(out, "blocked in {} ({}:{})", at.function, at.file, at.line);
+    }
     let mut observed = format!(
         "{} alive, {} created and {} exited while observed",
         site.live, site.created, site.exited
@@ -99,7 +107,46 @@ fn write_site(out: &mut String, site: &SiteReport) {
     if site.exited_preexisting > 0 {
         let _ = write!(observed, ", {} older ones exited", site.exited_preexisting);
     }
+    if let Some(trend) = &site.trend {
+        let (first, last) = (
+            trend.live.first().unwrap_or(&0),
+            trend.live.last().unwrap_or(&0),
+        );
+        let how = if trend.rising { "rising" } else { "not rising" };
+        let _ = write!(observed, "; live {first} → {last} ({how})");
+    }
     let _ = writeln!(out, "{observed}");
+    for stack in site.stacks.iter().take(STACKS_SHOWN) {
+        let frames: Vec<String> = stack
+            .frames
+            .iter()
+            .take(STACK_FRAMES_SHOWN)
+            .map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line))
+            .collect();
+        let more = if stack.frames.len() > STACK_FRAMES_SHOWN {
+            " ← ..."
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {}× created via {}{more}",
+            stack.count,
+            frames.join(" ← ")
+        );
+    }
+}
+
+/// The last two path elements: enough to recognise a file in a stack line.
+fn short_file(file: &str) -> &str {
+    let mut cut = file.len();
+    for _ in 0..2 {
+        match file[..cut].rfind('/') {
+            Some(i) => cut = i,
+            None => return file,
+        }
+    }
+    &file[cut + 1..]
 }
 
 /// `chan receive, 2 minutes` or `chan receive: 9, select: 1, 3.1s`.
@@ -154,6 +201,12 @@ fn plural(n: u64, word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_files_keep_the_package_directory() {
+        assert_eq!(short_file("/src/app/cmd/server/main.go"), "server/main.go");
+        assert_eq!(short_file("main.go"), "main.go");
+    }
 
     #[test]
     fn durations_read_like_go() {

@@ -20,6 +20,8 @@ pub enum Verdict {
     Library,
     /// The runtime's own goroutines; shown only with `--all`.
     Runtime,
+    /// Matched an ignore rule (`--ignore-*`, `--config`); shown only with `--all`.
+    Ignored,
 }
 
 impl Verdict {
@@ -30,7 +32,8 @@ impl Verdict {
             Self::Suspect => 1,
             Self::Library => 2,
             Self::Ok => 3,
-            Self::Runtime => 4,
+            Self::Ignored => 4,
+            Self::Runtime => 5,
         }
     }
 
@@ -41,18 +44,28 @@ impl Verdict {
             Self::Ok => "ok",
             Self::Library => "library",
             Self::Runtime => "runtime",
+            Self::Ignored => "ignored",
         }
     }
 }
 
 /// The `-p` mode thresholds, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttachThresholds {
+pub struct Thresholds {
     /// A goroutine blocked at least this long counts as stuck.
     pub stuck_after_ns: u64,
+    /// A site must end the window with at least this many more goroutines
+    /// (created minus exited) to count as growing.
+    pub min_growth: u64,
 }
 
-pub fn judge(mode: Mode, site: &SiteReport, thresholds: &AttachThresholds) -> Verdict {
+/// `run`: everything the program started must be gone when it exits.
+///
+/// `-p`: a leak is a site that grew by at least `min_growth` while observed,
+/// whose live count was rising over the window (when sampled), and that has a
+/// goroutine blocked at least `stuck_after`. Stuck without growing is
+/// `suspect`: a long-lived goroutine by design, or a leak that stopped.
+pub fn judge(mode: Mode, site: &SiteReport, thresholds: &Thresholds) -> Verdict {
     match site.origin {
         Origin::Runtime => return Verdict::Runtime,
         _ if site.live == 0 => return Verdict::Ok,
@@ -66,7 +79,9 @@ pub fn judge(mode: Mode, site: &SiteReport, thresholds: &AttachThresholds) -> Ve
             let stuck = site
                 .blocked_for
                 .is_some_and(|b| b.longest_ns >= thresholds.stuck_after_ns);
-            let grew = site.created > site.exited;
+            let growth = site.created.saturating_sub(site.exited);
+            let rising = site.trend.as_ref().is_none_or(|t| t.rising);
+            let grew = growth >= thresholds.min_growth.max(1) && rising;
             match (stuck, grew) {
                 (true, true) => Verdict::Leak,
                 (true, false) => Verdict::Suspect,
@@ -109,14 +124,18 @@ mod tests {
                 longest_ns: s * 1_000_000_000,
                 source: TimeSource::Exact,
             }),
+            blocked_at: None,
+            stacks: vec![],
+            trend: None,
             origin,
             verdict: Verdict::Ok,
             goids: vec![],
         }
     }
 
-    const T: AttachThresholds = AttachThresholds {
+    const T: Thresholds = Thresholds {
         stuck_after_ns: 10_000_000_000,
+        min_growth: 1,
     };
 
     #[test]
@@ -141,6 +160,27 @@ mod tests {
             judge(Mode::Run, &site(Origin::Runtime, 4, 4, 0, Some(1)), &T),
             Verdict::Runtime
         );
+    }
+
+    #[test]
+    fn attach_mode_growth_must_be_rising_and_reach_the_minimum() {
+        let mut s = site(Origin::Program, 9, 4, 0, Some(20));
+        s.trend = Some(crate::timeline::Trend {
+            live: vec![5, 9, 5, 9],
+            rising: false,
+        });
+        assert_eq!(
+            judge(Mode::Attach, &s, &T),
+            Verdict::Suspect,
+            "churn is not growth"
+        );
+        s.trend = Some(crate::timeline::Trend {
+            live: vec![5, 6, 8, 9],
+            rising: true,
+        });
+        assert_eq!(judge(Mode::Attach, &s, &T), Verdict::Leak);
+        let strict = Thresholds { min_growth: 5, ..T };
+        assert_eq!(judge(Mode::Attach, &s, &strict), Verdict::Suspect);
     }
 
     #[test]

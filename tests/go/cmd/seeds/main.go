@@ -44,6 +44,8 @@ var scenarios = map[string]scenario{
 	// Stack growth: goroutines park at every depth across many stack sizes, so
 	// the runtime re-enters functions through morestack while they are probed.
 	"stack-growth": {stackGrowth, stackGrowthLeaks},
+	// Unusual ends: runtime.Goexit and recovered panics are exits too.
+	"lifecycle-goexit":          {goexitAndRecoveredPanics, lifecycleLeaks},
 	// Controls: nothing here leaks.
 	"control-finished":    {finishedGoroutines, 0},
 	"control-worker-pool": {workerPoolStoppedByContext, 0},
@@ -339,4 +341,35 @@ func stackGrowth() {
 		release <- i
 	}
 	wg.Wait()
+}
+
+const lifecycleLeaks = 2
+
+// goexitAndRecoveredPanics ends goroutines through runtime.Goexit and
+// through a recovered panic, and leaks two that block forever.
+func goexitAndRecoveredPanics() {
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() { // site:goexit
+			defer wg.Done()
+			runtime.Goexit()
+		}()
+	}
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() { // site:recovered-panic
+			defer wg.Done()
+			defer func() { _ = recover() }()
+			panic("recovered")
+		}()
+	}
+	wg.Wait()
+	block := make(chan int)
+	for i := 0; i < lifecycleLeaks; i++ {
+		go func() { // site:lifecycle-leak
+			defer func() { _ = recover() }()
+			<-block
+		}()
+	}
 }

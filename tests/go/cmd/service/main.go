@@ -1,7 +1,8 @@
 // Command service is a long-running process for attach-mode tests. It has a
 // healthy worker pool fed continuously, `-preleak N` goroutines leaked at
 // start (before any tracer attaches), and leaks one more goroutine on each
-// SIGUSR1, so a test knows exactly how many leaked while it observed.
+// SIGUSR1, so a test knows exactly how many leaked while it observed. With
+// `-leak-every D -leak-count N` it also leaks N goroutines, one every D.
 package main
 
 import (
@@ -34,6 +35,8 @@ func workerPool(jobs chan int) {
 
 func main() {
 	preleak := flag.Int("preleak", 0, "goroutines to leak at start")
+	leakEvery := flag.Duration("leak-every", 0, "also leak one goroutine this often")
+	leakCount := flag.Int("leak-count", 0, "with -leak-every: stop after this many")
 	flag.Parse()
 
 	jobs := make(chan int)
@@ -48,11 +51,23 @@ func main() {
 		handle(i)
 	}
 
+	if *leakEvery > 0 {
+		go leakSteadily(*leakEvery, *leakCount) // site:service-steady
+	}
+
 	usr1 := make(chan os.Signal, 16)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	fmt.Println("ready")
 	for n := *preleak; ; n++ {
 		<-usr1
 		handle(n)
+	}
+}
+
+// leakSteadily leaks one goroutine per period, count times: a steady leak.
+func leakSteadily(period time.Duration, count int) {
+	for n := 1; n <= count; n++ {
+		handle(-n)
+		time.Sleep(period)
 	}
 }

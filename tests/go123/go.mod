@@ -1,0 +1,3 @@
+module leaktrace.test/go123
+
+go 1.23
