@@ -107,7 +107,10 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
         view.clear();
     }
     let observed_ns = started.elapsed().as_nanos() as u64;
-    timeline.push(take_sample(&probes, started)?);
+    // The report's counts are this last sample's, so they agree with the trend.
+    let last = take_sample(&probes, started)?;
+    let (sites, events) = (last.sites.clone(), last.events);
+    timeline.push(last);
 
     let snapshot = if target_exited {
         let how = exit_code.map_or_else(
@@ -156,11 +159,11 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
         snapshot: goroutines,
         current_stacks,
         now_ns,
-        sites: probes.site_counters()?,
+        sites,
         creation_stacks: probes.creation_stacks(&records),
         records,
         timeline: Some(timeline),
-        events: probes.event_counts()?,
+        events,
         thresholds: Thresholds {
             stuck_after_ns: args.stuck_after.as_nanos() as u64,
             min_growth: args.min_growth,

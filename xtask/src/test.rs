@@ -16,7 +16,7 @@ pub fn run(cargo_test_args: &[String]) -> anyhow::Result<()> {
     let root = cmd::workspace_root();
     let versions: Vec<&str> = go::TOOLCHAINS.iter().map(|(v, _)| *v).collect();
     let mut test = cmd::cargo();
-    test.args(["test", "--workspace", "--all-targets"])
+    test.args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .env("LEAKTRACE_BIN", root.join("target/debug/leaktrace"))
         .env("LEAKTRACE_GO_VERSIONS", versions.join(","))
         .arg("--")
