@@ -14,6 +14,46 @@ pub struct GoLayout {
     pub g_parent_goid: u64,
 }
 
+/// How tickers look in the target's Go release, set as a global before load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerLayout {
+    /// Subtracted from the timer pointer the runtime functions get, to find
+    /// the `*time.Ticker`: 8 before Go 1.23 (`Ticker{C, r runtimeTimer}`), 0 after.
+    pub ticker_from_timer: u64,
+    /// Offset of `period` in the pre-1.23 `runtimeTimer` (read at `startTimer`).
+    pub runtime_timer_period: u64,
+}
+
+/// What the kernel keeps per ticker, keyed by its `*time.Ticker` address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickerRecord {
+    pub period_ns: i64,
+    /// `bpf_ktime_get_ns` at creation.
+    pub created_ns: u64,
+    /// The creation stack in `STACKS`; [`NO_STACK`] if none.
+    pub stack_id: i32,
+    /// 1 after `Stop`, 0 again after `Reset`.
+    pub stopped: u8,
+    pub _pad: [u8; 3],
+    pub resets: u32,
+    pub _pad2: u32,
+}
+
+/// A ticker being created (Go 1.23+): seen at `newTimer`'s entry, completed
+/// at its return, keyed by the creating goroutine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingTicker {
+    pub period_ns: i64,
+    pub stack_id: i32,
+    pub _pad: u32,
+}
+
+/// Capacity of the ticker table.
+pub const MAX_TICKERS: u32 = 1 << 16;
+
 /// Marks a field of [`GoLayout`] that the target's Go version does not have.
 pub const FIELD_ABSENT: u64 = u64::MAX;
 
@@ -89,7 +129,9 @@ pub mod counter {
     pub const DROPPED_EXIT_NOTICE: u32 = 6;
     /// A creation stack could not be stored (stack table full or collision).
     pub const DROPPED_STACK: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// A ticker was not recorded because the ticker table was full.
+    pub const DROPPED_TICKER_TABLE_FULL: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 /// Capacity of the goroutine table. Allocated on demand (`BPF_F_NO_PREALLOC`).
@@ -106,5 +148,7 @@ mod pod {
     unsafe impl aya::Pod for super::GoroutineRecord {}
     unsafe impl aya::Pod for super::SiteCounters {}
     unsafe impl aya::Pod for super::SiteKey {}
+    unsafe impl aya::Pod for super::TimerLayout {}
+    unsafe impl aya::Pod for super::TickerRecord {}
     unsafe impl aya::Pod for super::ExitNotice {}
 }

@@ -21,7 +21,8 @@ mod programs {
     };
     use leaktrace_ebpf::{
         ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITES, MAX_STACKS,
-        NO_STACK, SiteCounters, SiteKey, counter,
+        MAX_TICKERS, NO_STACK, PendingTicker, SiteCounters, SiteKey, TickerRecord, TimerLayout,
+        counter,
     };
 
     const BPF_F_NO_PREALLOC: u32 = 1;
@@ -34,6 +35,13 @@ mod programs {
         g_gopc: 0,
         g_startpc: 0,
         g_parent_goid: FIELD_ABSENT,
+    };
+
+    /// Set by userspace before load.
+    #[unsafe(no_mangle)]
+    static TIMERS: TimerLayout = TimerLayout {
+        ticker_from_timer: 0,
+        runtime_timer_period: 0,
     };
 
     /// Non-zero: stop the target with SIGSTOP when it enters `runtime.exit`, so
@@ -53,6 +61,13 @@ mod programs {
     /// Creation stacks, walked through Go's frame pointers.
     #[map]
     static STACKS: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
+
+    #[map]
+    static TICKERS: HashMap<u64, TickerRecord> =
+        HashMap::with_max_entries(MAX_TICKERS, BPF_F_NO_PREALLOC);
+
+    #[map]
+    static PENDING_TICKERS: HashMap<u64, PendingTicker> = HashMap::with_max_entries(4096, 0);
 
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -139,13 +154,7 @@ mod programs {
         bump(counter::CREATED);
         // The probe runs on g0; systemstack keeps the frame-pointer chain to
         // the goroutine that ran the `go` statement.
-        let stack_id = match ctx.get_stackid(&STACKS, BPF_F_USER_STACK.into()) {
-            Ok(id) => id as i32,
-            Err(_) => {
-                bump(counter::DROPPED_STACK);
-                NO_STACK
-            }
-        };
+        let stack_id = creation_stack(ctx);
         let record = GoroutineRecord {
             goid,
             parent_goid,
@@ -223,6 +232,112 @@ mod programs {
         }
         if unsafe { core::ptr::read_volatile(&STOP_AT_EXIT) } != 0 {
             unsafe { bpf_send_signal(SIGSTOP) };
+        }
+        0
+    }
+
+    #[inline(always)]
+    fn timers() -> TimerLayout {
+        unsafe { core::ptr::read_volatile(&TIMERS) }
+    }
+
+    #[inline(always)]
+    fn creation_stack(ctx: &ProbeContext) -> i32 {
+        match ctx.get_stackid(&STACKS, BPF_F_USER_STACK.into()) {
+            Ok(id) => id as i32,
+            Err(_) => {
+                bump(counter::DROPPED_STACK);
+                NO_STACK
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn record_ticker(ticker: u64, period_ns: i64, stack_id: i32) {
+        let record = TickerRecord {
+            period_ns,
+            created_ns: unsafe { bpf_ktime_get_ns() },
+            stack_id,
+            ..Default::default()
+        };
+        if TICKERS.insert(ticker, record, 0).is_err() {
+            bump(counter::DROPPED_TICKER_TABLE_FULL);
+        }
+    }
+
+    /// Before Go 1.23, at `time.startTimer(t *runtimeTimer)` (RAX): a timer
+    /// with a period is a ticker, and `t` is its `r` field.
+    #[uprobe]
+    pub fn ticker_started(ctx: ProbeContext) -> u32 {
+        let timer = regs(&ctx).rax;
+        let timers = timers();
+        let Some(period) = read_u64(timer + timers.runtime_timer_period) else {
+            return 0;
+        };
+        if period as i64 > 0 {
+            record_ticker(
+                timer - timers.ticker_from_timer,
+                period as i64,
+                creation_stack(&ctx),
+            );
+        }
+        0
+    }
+
+    /// From Go 1.23, at `time.newTimer(when, period, f, arg, cp)` (period in
+    /// RBX): remember a ticker being made by this goroutine until it returns.
+    #[uprobe]
+    pub fn ticker_creating(ctx: ProbeContext) -> u32 {
+        let regs = regs(&ctx);
+        let period = regs.rbx as i64;
+        if period > 0 {
+            let pending = PendingTicker {
+                period_ns: period,
+                stack_id: creation_stack(&ctx),
+                _pad: 0,
+            };
+            let _ = PENDING_TICKERS.insert(regs.r14, pending, 0);
+        }
+        0
+    }
+
+    /// At each `RET` of `time.newTimer` (Go 1.23+): the new ticker is in RAX.
+    #[uprobe]
+    pub fn ticker_created(ctx: ProbeContext) -> u32 {
+        let regs = regs(&ctx);
+        if let Some(pending) = unsafe { PENDING_TICKERS.get(regs.r14) } {
+            let (period, stack_id) = (pending.period_ns, pending.stack_id);
+            let _ = PENDING_TICKERS.remove(regs.r14);
+            record_ticker(regs.rax - timers().ticker_from_timer, period, stack_id);
+        }
+        0
+    }
+
+    /// At `time.stopTimer(t)` (RAX), for every timer; only tickers are tracked.
+    #[uprobe]
+    pub fn ticker_stopped(ctx: ProbeContext) -> u32 {
+        let ticker = regs(&ctx).rax - timers().ticker_from_timer;
+        if let Some(record) = TICKERS.get_ptr_mut(ticker) {
+            unsafe { (*record).stopped = 1 };
+        }
+        0
+    }
+
+    /// At `time.resetTimer(t, when, period)` (Go 1.23+) or `time.modTimer(t,
+    /// when, period, ...)`: a Reset ticker runs again, maybe at a new period.
+    #[uprobe]
+    pub fn ticker_reset(ctx: ProbeContext) -> u32 {
+        let regs = regs(&ctx);
+        let ticker = regs.rax - timers().ticker_from_timer;
+        let period = regs.rcx as i64;
+        if let Some(record) = TICKERS.get_ptr_mut(ticker)
+            && period > 0
+        {
+            unsafe {
+                (*record).period_ns = period;
+                (*record).stopped = 0;
+                (*record).resets += 1;
+            }
         }
         0
     }

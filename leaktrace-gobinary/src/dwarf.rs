@@ -23,6 +23,11 @@ pub struct GLayout {
     pub sched_pc: u64,
     pub sched_sp: u64,
     pub sched_bp: u64,
+    /// `g.waiting`: the sudogs of the channel operations it is blocked in;
+    /// with `sudog.c` and `sudog.waitlink`, which channels it waits on.
+    pub waiting: u64,
+    pub sudog_c: u64,
+    pub sudog_waitlink: u64,
 }
 
 impl GLayout {
@@ -39,6 +44,7 @@ impl GLayout {
             self.sched_pc,
             self.sched_sp,
             self.sched_bp,
+            self.waiting,
         ];
         fields.iter().max().copied().unwrap_or(0) as usize + 8
     }
@@ -83,6 +89,10 @@ pub fn read_g_layout_from<'a>(
         gimli::DwarfSections::load(load).map_err(|e| DwarfError::Malformed(e.to_string()))?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
     let fields = struct_members(&dwarf, "runtime.g")?.ok_or(DwarfError::NoRuntimeG("runtime.g"))?;
+    let sudog =
+        struct_members(&dwarf, "runtime.sudog")?.ok_or(DwarfError::NoRuntimeG("runtime.sudog"))?;
+    let sudog_field =
+        |name: &'static str| sudog.get(name).copied().ok_or(DwarfError::NoRuntimeG(name));
     let gobuf =
         struct_members(&dwarf, "runtime.gobuf")?.ok_or(DwarfError::NoRuntimeG("runtime.gobuf"))?;
     let in_sched = |name: &'static str| -> Result<u64, DwarfError> {
@@ -113,6 +123,9 @@ pub fn read_g_layout_from<'a>(
         sched_pc: in_sched("pc")?,
         sched_sp: in_sched("sp")?,
         sched_bp: in_sched("bp")?,
+        waiting: field("waiting")?,
+        sudog_c: sudog_field("c")?,
+        sudog_waitlink: sudog_field("waitlink")?,
     })
 }
 

@@ -18,6 +18,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 104,
+            waiting: 328,
+            sudog_c: 80,
+            sudog_waitlink: 64,
         },
         wait_reasons: &[
             "",
@@ -62,6 +65,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 104,
+            waiting: 312,
+            sudog_c: 80,
+            sudog_waitlink: 64,
         },
         wait_reasons: &[
             "",
@@ -111,6 +117,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 104,
+            waiting: 312,
+            sudog_c: 80,
+            sudog_waitlink: 64,
         },
         wait_reasons: &[
             "",
@@ -165,6 +174,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 104,
+            waiting: 320,
+            sudog_c: 80,
+            sudog_waitlink: 64,
         },
         wait_reasons: &[
             "",
@@ -220,6 +232,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 104,
+            waiting: 320,
+            sudog_c: 80,
+            sudog_waitlink: 64,
         },
         wait_reasons: &[
             "",
@@ -281,6 +296,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 96,
+            waiting: 312,
+            sudog_c: 80,
+            sudog_waitlink: 64,
         },
         wait_reasons: &[
             "",
@@ -345,6 +363,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 96,
+            waiting: 320,
+            sudog_c: 88,
+            sudog_waitlink: 72,
         },
         wait_reasons: &[
             "",
@@ -409,6 +430,9 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sched_pc: 64,
             sched_sp: 56,
             sched_bp: 96,
+            waiting: 320,
+            sudog_c: 88,
+            sudog_waitlink: 72,
         },
         wait_reasons: &[
             "",

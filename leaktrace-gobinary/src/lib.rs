@@ -24,6 +24,9 @@ use dwarf::{DwarfError, GLayout};
 use elf::{ElfImage, section_data};
 use pclntab::Pclntab;
 
+const PCDATA_INL_TREE_INDEX: usize = 2;
+const FUNCDATA_INL_TREE: usize = 3;
+
 /// The oldest Go release leaktrace supports: the register ABI (1.17) and the
 /// pclntab layout of 1.18, tested from 1.19 on.
 pub const OLDEST_SUPPORTED: GoVersion = GoVersion::new(1, 19, 0);
@@ -99,7 +102,7 @@ pub struct Function {
 }
 
 /// A PC resolved to source, as Go prints it in a traceback.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct SourceLocation {
     pub function: String,
     pub file: String,
@@ -126,6 +129,9 @@ pub struct GoBinary {
     pub wait_reasons: Vec<String>,
     elf: ElfImage,
     pclntab: Pclntab,
+    pointer_globals: Vec<(u64, u64)>,
+    /// `go:func.*`, the base of funcdata such as inline trees; unknown when stripped.
+    gofunc: Option<u64>,
     /// `$GOROOT/src/` as recorded in file names; empty with `-trimpath`.
     goroot_src: String,
     data: Vec<u8>,
@@ -199,6 +205,11 @@ impl GoBinary {
                 build.version_text
             ));
         }
+        let pointer_globals = [".data", ".bss"]
+            .iter()
+            .filter_map(|name| file.section_by_name(name))
+            .map(|s| (s.address(), s.size()))
+            .collect();
         drop(file);
         let goroot_src = pclntab
             .func_by_name("runtime.main")
@@ -214,9 +225,15 @@ impl GoBinary {
             wait_reasons: Vec::new(),
             elf,
             pclntab,
+            pointer_globals,
+            gofunc: None,
             goroot_src,
             data,
         };
+        binary.gofunc = ["go:func.*", "go.func.*"]
+            .iter()
+            .find_map(|name| binary.elf.symbol(name))
+            .map(|s| s.address);
         binary.wait_reasons = match binary.read_wait_reasons() {
             Some(reasons) => reasons,
             None => known
@@ -281,6 +298,25 @@ impl GoBinary {
             .collect()
     }
 
+    /// The sections that hold global variables with pointers (`.data`,
+    /// `.bss`), as (address, size), as linked.
+    pub fn pointer_globals(&self) -> &[(u64, u64)] {
+        &self.pointer_globals
+    }
+
+    /// A setting of the binary's default GODEBUG (from go.mod's go line and
+    /// //go:debug directives), e.g. `asynctimerchan`.
+    pub fn default_godebug(&self, key: &str) -> Option<&str> {
+        let settings = self
+            .build
+            .modinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("build\tDefaultGODEBUG="))?;
+        settings
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    }
+
     /// The machine code of `function`.
     pub fn code(&self, function: Function) -> Option<&[u8]> {
         let start = usize::try_from(self.elf.file_offset(function.address)?).ok()?;
@@ -310,8 +346,63 @@ impl GoBinary {
 
     /// Where a `go` statement is, given the goroutine's `gopc` (a return
     /// address): Go's traceback looks up `gopc - 1` for the same reason.
+    /// Inlined code is named by the inlined function.
     pub fn call_site(&self, return_pc: u64) -> Option<SourceLocation> {
-        self.location(return_pc.checked_sub(1)?)
+        self.call_frames(return_pc).into_iter().next()
+    }
+
+    /// The frames of the call that returns to `return_pc`, innermost first:
+    /// one per inlined call, then the physical function, as Go's tracebacks
+    /// print them. Without `go:func.*` (stripped), only the physical one.
+    pub fn call_frames(&self, return_pc: u64) -> Vec<SourceLocation> {
+        let Some(pc) = return_pc.checked_sub(1) else {
+            return Vec::new();
+        };
+        let Some(func) = self.pclntab.func_for_pc(pc) else {
+            return Vec::new();
+        };
+        let mut frames = Vec::new();
+        let mut pc = pc;
+        // Inlining depth is small; the bound guards against a corrupt table.
+        for _ in 0..32 {
+            let Some(position) = self.pclntab.position(&func, pc) else {
+                break;
+            };
+            let inlined = self
+                .pclntab
+                .pcdata_value(&func, PCDATA_INL_TREE_INDEX, pc)
+                .and_then(|index| usize::try_from(index).ok())
+                .and_then(|index| self.inlined_call(&func, index));
+            match inlined {
+                Some((name, parent_pc)) => {
+                    frames.push(SourceLocation {
+                        function: name,
+                        file: position.file,
+                        line: position.line,
+                    });
+                    pc = func.entry + parent_pc;
+                }
+                None => {
+                    frames.push(SourceLocation {
+                        function: func.name.clone(),
+                        file: position.file,
+                        line: position.line,
+                    });
+                    return frames;
+                }
+            }
+        }
+        frames
+    }
+
+    fn inlined_call(&self, func: &pclntab::Func, index: usize) -> Option<(String, u64)> {
+        let tree = self.gofunc?.checked_add(u64::from(
+            self.pclntab.funcdata_offset(func, FUNCDATA_INL_TREE)?,
+        ))?;
+        let size = self.pclntab.inlined_call_size();
+        let at = usize::try_from(self.elf.file_offset(tree + (index * size) as u64)?).ok()?;
+        self.pclntab
+            .inlined_call(self.data.get(at..at.checked_add(size)?)?)
     }
 
     /// Whether `pc` is in a compiler-generated wrapper, which Go's own

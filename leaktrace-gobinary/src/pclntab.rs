@@ -246,6 +246,56 @@ impl Pclntab {
         })
     }
 
+    /// Size of the fixed part of a `_func` record.
+    fn func_header_size(&self) -> usize {
+        if self.has_start_line { 44 } else { 40 }
+    }
+
+    /// The value of pc-data table `index` at `pc` (`PCDATA_InlTreeIndex` is 2).
+    pub fn pcdata_value(&self, func: &Func, index: usize, pc: u64) -> Option<i32> {
+        let npcdata = read_u32(&self.data, func.record + 28)? as usize;
+        if index >= npcdata {
+            return None;
+        }
+        let table = read_u32(
+            &self.data,
+            func.record + self.func_header_size() + index * 4,
+        )?;
+        self.pcvalue(func, table, pc)
+    }
+
+    /// The offset from `go:func.*` of funcdata `index` (`FUNCDATA_InlTree` is 3).
+    pub fn funcdata_offset(&self, func: &Func, index: usize) -> Option<u32> {
+        let header = self.func_header_size();
+        let npcdata = read_u32(&self.data, func.record + 28)? as usize;
+        let nfuncdata = usize::from(*self.data.get(func.record + header - 1)?);
+        if index >= nfuncdata {
+            return None;
+        }
+        let offset = read_u32(&self.data, func.record + header + npcdata * 4 + index * 4)?;
+        (offset != u32::MAX).then_some(offset)
+    }
+
+    /// Bytes of one inline-tree record (`runtime.inlinedCall`).
+    pub fn inlined_call_size(&self) -> usize {
+        if self.has_start_line { 16 } else { 20 }
+    }
+
+    /// Decodes an inline-tree record: the inlined function's name and the
+    /// offset from the function's entry of an instruction at the call site.
+    pub fn inlined_call(&self, record: &[u8]) -> Option<(String, u64)> {
+        let (name_off, parent_pc) = if self.has_start_line {
+            (read_i32(record, 4)?, read_i32(record, 8)?)
+        } else {
+            (read_i32(record, 12)?, read_i32(record, 16)?)
+        };
+        let name = self.c_string(
+            self.funcnametab
+                .checked_add(usize::try_from(name_off).ok()?)?,
+        )?;
+        Some((name, u64::try_from(parent_pc).ok()?))
+    }
+
     /// Decodes a pc-value table as `runtime.pcvalue` does.
     fn pcvalue(&self, func: &Func, table_off: u32, target: u64) -> Option<i32> {
         if table_off == 0 {

@@ -65,6 +65,9 @@ pub fn render(entries: &[(GoVersion, GLayout, Vec<String>)]) -> String {
             ("sched_pc", g.sched_pc.to_string()),
             ("sched_sp", g.sched_sp.to_string()),
             ("sched_bp", g.sched_bp.to_string()),
+            ("waiting", g.waiting.to_string()),
+            ("sudog_c", g.sudog_c.to_string()),
+            ("sudog_waitlink", g.sudog_waitlink.to_string()),
         ];
         out += &format!(
             "    KnownRuntime {{\n        version: GoVersion::new({}, {}, {}),\n        g: GLayout {{\n",

@@ -27,6 +27,7 @@ use crate::{
     probes::{AtExit, Probes, next_exit_code},
     report::{Mode, Observation, TargetInfo, Thresholds, json, text},
     target,
+    tickers::{TickerMemory, TimerSemantics},
     timeline::{Sample, Timeline},
 };
 
@@ -51,6 +52,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
     preflight::check_kernel()?;
     preflight::check_capabilities(!same_user(pid))?;
     let ignore = args.ignore.rules()?;
+    let godebug = target::godebug_of(pid);
 
     let mut probes = Probes::load(&binary, AtExit::Continue)?;
     probes.attach(&binary, &exe, pid, args.probes.probe_placement)?;
@@ -140,11 +142,21 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
     let now_ns = snapshot
         .as_ref()
         .map_or_else(target::monotonic_ns, |s| s.now_ns);
-    let (goroutines, current_stacks) = match snapshot {
-        Some(s) => (Some(s.goroutines), s.current_stacks),
-        None => (None, HashMap::new()),
+    let (goroutines, current_stacks, waiting_channels) = match snapshot {
+        Some(s) => (Some(s.goroutines), s.current_stacks, s.waiting_channels),
+        None => (None, HashMap::new(), HashMap::new()),
     };
     let records = probes.goroutine_records()?;
+    let tickers = probes.tickers()?;
+    let ticker_memory = if target_exited {
+        TickerMemory::default()
+    } else {
+        target::read_tickers(pid, &binary, load_bias, &tickers).unwrap_or_default()
+    };
+    let stack_ids = records
+        .values()
+        .map(|r| r.stack_id)
+        .chain(tickers.values().map(|t| t.stack_id));
     let report = Observation {
         binary: &binary,
         mode: Mode::Attach,
@@ -160,7 +172,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
         current_stacks,
         now_ns,
         sites,
-        creation_stacks: probes.creation_stacks(&records),
+        creation_stacks: probes.stacks(stack_ids),
         records,
         timeline: Some(timeline),
         events,
@@ -169,6 +181,10 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
             min_growth: args.min_growth,
         },
         ignore,
+        tickers,
+        ticker_memory,
+        waiting_channels,
+        timer_semantics: TimerSemantics::of(&binary, godebug.as_deref()),
     }
     .into_report(args.output.all);
     // Detach before printing: the target pays for probes only while observed.

@@ -83,6 +83,31 @@ pub struct Goroutine {
     /// Where it stopped (`g.sched`): valid while it is not running.
     pub sched_pc: u64,
     pub sched_bp: u64,
+    /// `g.waiting`: the sudogs of the channel operations it is blocked in.
+    pub waiting: u64,
+}
+
+/// Channel operations of one `select` that leaktrace follows at most.
+const MAX_SUDOGS: usize = 64;
+
+/// The channels (`*hchan`) a goroutine blocked in a channel operation or a
+/// `select` waits on, following `g.waiting` and `sudog.waitlink`.
+pub fn waiting_channels(mem: &ProcessMemory, g: &Goroutine, layout: &GLayout) -> Vec<u64> {
+    let mut channels = Vec::new();
+    let mut sudog = g.waiting;
+    while sudog != 0 && channels.len() < MAX_SUDOGS {
+        let (Ok(channel), Ok(next)) = (
+            mem.read_u64(sudog + layout.sudog_c),
+            mem.read_u64(sudog + layout.sudog_waitlink),
+        ) else {
+            break;
+        };
+        if channel != 0 {
+            channels.push(channel);
+        }
+        sudog = next;
+    }
+    channels
 }
 
 /// Frames of a current stack that leaktrace reads at most.
@@ -176,6 +201,7 @@ fn decode(g: u64, raw: &[u8], layout: &GLayout) -> Option<Goroutine> {
         wait_since_ns: u64_at(layout.waitsince)? as i64,
         sched_pc: u64_at(layout.sched_pc)?,
         sched_bp: u64_at(layout.sched_bp)?,
+        waiting: u64_at(layout.waiting)?,
     })
 }
 

@@ -13,6 +13,7 @@ mod procmem;
 mod report;
 mod run;
 mod target;
+mod tickers;
 mod timeline;
 
 use clap::Parser as _;

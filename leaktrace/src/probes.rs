@@ -16,7 +16,8 @@ use aya::{
     },
 };
 use leaktrace_ebpf::{
-    ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, counter,
+    ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, NO_STACK, SiteCounters, SiteKey,
+    TickerRecord, TimerLayout, counter,
 };
 
 use leaktrace_gobinary::{Function, GoBinary, disasm};
@@ -24,6 +25,13 @@ use leaktrace_gobinary::{Function, GoBinary, disasm};
 use crate::{cli::Placement, goroutines::Goroutine};
 
 const BPF_NOEXIST: u32 = 1;
+
+/// Go 1.23+: `time.newTimer` (the runtime's, linknamed) makes every timer and ticker.
+const NEW_TIMER: &str = "time.newTimer";
+/// Before Go 1.23: `Ticker{C <-chan Time; r runtimeTimer}`, and
+/// `runtimeTimer{pp uintptr; when int64; period int64; ...}` (Go 1.19–1.22).
+const PRE_GO123_TICKER_TIMER_FIELD: u64 = 8;
+const PRE_GO123_RUNTIME_TIMER_PERIOD: u64 = 16;
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace"));
 
@@ -47,6 +55,7 @@ pub struct EventCounts {
     pub dropped_read_fault: u64,
     pub dropped_exit_notice: u64,
     pub dropped_stack: u64,
+    pub dropped_ticker_table_full: u64,
 }
 
 impl EventCounts {
@@ -56,6 +65,7 @@ impl EventCounts {
             + self.dropped_read_fault
             + self.dropped_exit_notice
             + self.dropped_stack
+            + self.dropped_ticker_table_full
     }
 }
 
@@ -74,9 +84,18 @@ impl Probes {
             g_parent_goid: g.parent_goid.unwrap_or(FIELD_ABSENT),
         };
         let stop_at_exit = u8::from(at_exit == AtExit::Stop);
+        let timers = TimerLayout {
+            ticker_from_timer: if binary.function(NEW_TIMER).is_some() {
+                0
+            } else {
+                PRE_GO123_TICKER_TIMER_FIELD
+            },
+            runtime_timer_period: PRE_GO123_RUNTIME_TIMER_PERIOD,
+        };
         let ebpf = EbpfLoader::new()
             .override_global("LAYOUT", &layout, true)
             .override_global("STOP_AT_EXIT", &stop_at_exit, true)
+            .override_global("TIMERS", &timers, true)
             .load(EBPF_OBJECT)
             .context("loading the eBPF programs")?;
         Ok(Self {
@@ -151,6 +170,7 @@ impl Probes {
             dropped_read_fault: sum(counter::DROPPED_READ_FAULT),
             dropped_exit_notice: sum(counter::DROPPED_EXIT_NOTICE),
             dropped_stack: sum(counter::DROPPED_STACK),
+            dropped_ticker_table_full: sum(counter::DROPPED_TICKER_TABLE_FULL),
         })
     }
 
@@ -229,21 +249,22 @@ impl Probes {
         Ok(())
     }
 
-    /// The creation stacks the records refer to, by stack id.
-    pub fn creation_stacks(
-        &self,
-        records: &HashMap<u64, GoroutineRecord>,
-    ) -> HashMap<i32, Vec<u64>> {
+    /// The stacks with these ids (creation stacks of goroutines and tickers).
+    pub fn stacks(&self, ids: impl IntoIterator<Item = i32>) -> HashMap<i32, Vec<u64>> {
         let mut stacks = HashMap::new();
-        for record in records.values() {
-            if record.stack_id != NO_STACK && !stacks.contains_key(&record.stack_id) {
-                stacks.extend(
-                    self.stack(record.stack_id)
-                        .map(|frames| (record.stack_id, frames)),
-                );
+        for id in ids {
+            if id != NO_STACK && !stacks.contains_key(&id) {
+                stacks.extend(self.stack(id).map(|frames| (id, frames)));
             }
         }
         stacks
+    }
+
+    /// Every ticker created while attached, by `*time.Ticker` address.
+    pub fn tickers(&self) -> anyhow::Result<HashMap<u64, TickerRecord>> {
+        let map: BpfHashMap<&MapData, u64, TickerRecord> =
+            BpfHashMap::try_from(self.map("TICKERS")?)?;
+        Ok(map.iter().flatten().collect())
     }
 
     /// The return addresses of a creation stack, innermost first.
@@ -349,6 +370,7 @@ pub fn probe_points(binary: &GoBinary, placement: Placement) -> anyhow::Result<V
             offset,
         });
     }
+    points.extend(ticker_points(binary, placement)?);
     // Assembly without a prologue, run once. The symbol table calls it
     // `runtime.exit.abi0`, the pclntab `runtime.exit`.
     let exit_fn = if binary.function("runtime.exit.abi0").is_some() {
@@ -362,6 +384,44 @@ pub fn probe_points(binary: &GoBinary, placement: Placement) -> anyhow::Result<V
         function: exit_fn.to_string(),
         offset: 0,
     });
+    Ok(points)
+}
+
+/// Where tickers are made, stopped and reset. A program that links no timer
+/// functions gets none. NewTicker itself may be inlined, so the runtime's
+/// timer functions underneath it are probed: `time.newTimer` (entry and
+/// returns, Go 1.23+) or `time.startTimer` (before), `time.stopTimer`, and
+/// `time.resetTimer` (Go 1.23+) or `time.modTimer` (before).
+fn ticker_points(binary: &GoBinary, placement: Placement) -> anyhow::Result<Vec<ProbePoint>> {
+    let entry = |f: Function| -> anyhow::Result<u64> {
+        Ok(match placement {
+            Placement::Emulated => disasm::entry_probe_offset(code(binary, f)?, f.address),
+            Placement::Naive => 0,
+        })
+    };
+    let point = |program: &'static str, function: &str, offset: u64| ProbePoint {
+        program,
+        function: function.to_string(),
+        offset,
+    };
+    let mut points = Vec::new();
+    if let Some(new_timer) = binary.function(NEW_TIMER) {
+        points.push(point("ticker_creating", NEW_TIMER, entry(new_timer)?));
+        for offset in disasm::return_offsets(code(binary, new_timer)?, new_timer.address) {
+            points.push(point("ticker_created", NEW_TIMER, offset));
+        }
+    } else if let Some(start) = binary.function("time.startTimer") {
+        points.push(point("ticker_started", "time.startTimer", entry(start)?));
+    }
+    if let Some(stop) = binary.function("time.stopTimer") {
+        points.push(point("ticker_stopped", "time.stopTimer", entry(stop)?));
+    }
+    if let Some((name, reset)) = ["time.resetTimer", "time.modTimer"]
+        .iter()
+        .find_map(|n| binary.function(n).map(|f| (*n, f)))
+    {
+        points.push(point("ticker_reset", name, entry(reset)?));
+    }
     Ok(points)
 }
 

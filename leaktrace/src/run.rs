@@ -17,11 +17,13 @@ use crate::{
     probes::{AtExit, Probes, next_exit_code},
     report::{Mode, Observation, Report, TargetInfo, Thresholds},
     target::{self, Frozen, Snapshot},
+    tickers::{TickerMemory, TimerSemantics},
 };
 
 /// What the target's goroutines looked like as it called `runtime.exit`.
 struct ExitSnapshot {
     snapshot: Option<Snapshot>,
+    tickers: TickerMemory,
     load_bias: u64,
 }
 
@@ -74,6 +76,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         if next_exit_code(notices.get_mut(), pid).is_some() {
             at_exit = Some(ExitSnapshot {
                 snapshot: None,
+                tickers: TickerMemory::default(),
                 load_bias: 0,
             });
         }
@@ -87,18 +90,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ));
     }
 
-    let (snapshot, load_bias) = match at_exit {
-        Some(s) => (s.snapshot, s.load_bias),
-        None => (None, 0),
+    let (snapshot, ticker_memory, load_bias) = match at_exit {
+        Some(s) => (s.snapshot, s.tickers, s.load_bias),
+        None => (None, TickerMemory::default(), 0),
     };
     let now_ns = snapshot
         .as_ref()
         .map_or_else(target::monotonic_ns, |s| s.now_ns);
-    let (goroutines, current_stacks) = match snapshot {
-        Some(s) => (Some(s.goroutines), s.current_stacks),
-        None => (None, Default::default()),
+    let (goroutines, current_stacks, waiting_channels) = match snapshot {
+        Some(s) => (Some(s.goroutines), s.current_stacks, s.waiting_channels),
+        None => (None, Default::default(), Default::default()),
     };
     let records = probes.goroutine_records()?;
+    let tickers = probes.tickers()?;
+    let stack_ids = records
+        .values()
+        .map(|r| r.stack_id)
+        .chain(tickers.values().map(|t| t.stack_id));
     let report: Report = Observation {
         binary: &binary,
         mode: Mode::Run,
@@ -114,7 +122,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         current_stacks,
         now_ns,
         sites: probes.site_counters()?,
-        creation_stacks: probes.creation_stacks(&records),
+        creation_stacks: probes.stacks(stack_ids),
         records,
         timeline: None,
         events: probes.event_counts()?,
@@ -123,6 +131,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             min_growth: 1,
         },
         ignore: args.ignore.rules()?,
+        tickers,
+        ticker_memory,
+        waiting_channels,
+        // The command runs with leaktrace's environment.
+        timer_semantics: TimerSemantics::of(&binary, std::env::var("GODEBUG").ok().as_deref()),
     }
     .into_report(args.output.all);
     probes.detach();
@@ -159,9 +172,15 @@ async fn snapshot_at_exit(pid: u32, binary: &GoBinary, probes: &Probes) -> ExitS
             ))
         })
         .ok();
+    let tickers = probes
+        .tickers()
+        .and_then(|tickers| target::read_tickers(pid, binary, load_bias, &tickers))
+        .inspect_err(|e| output::note(format!("cannot read the command's tickers at exit: {e:#}")))
+        .unwrap_or_default();
     drop(frozen);
     ExitSnapshot {
         snapshot,
+        tickers,
         load_bias,
     }
 }

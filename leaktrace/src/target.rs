@@ -3,11 +3,13 @@
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, bail};
-use leaktrace_gobinary::GoBinary;
+use leaktrace_ebpf::TickerRecord;
+use leaktrace_gobinary::{GoBinary, dwarf::GLayout};
 
 use crate::{
     goroutines::{self, Goroutine},
     procmem::{ProcessMemory, load_bias},
+    tickers::TickerMemory,
 };
 
 /// How long to wait for a SIGSTOP to take hold of every thread.
@@ -48,6 +50,8 @@ pub struct Snapshot {
     pub goroutines: Vec<Goroutine>,
     /// Current stacks of the parked ones, by `g` address.
     pub current_stacks: HashMap<u64, Vec<u64>>,
+    /// Channels the blocked ones wait on, by `g` address.
+    pub waiting_channels: HashMap<u64, Vec<u64>>,
     /// CLOCK_MONOTONIC when they were read.
     pub now_ns: u64,
 }
@@ -60,7 +64,7 @@ pub fn read_all_goroutines(pid: u32, binary: &GoBinary) -> anyhow::Result<Snapsh
     let mem = open_memory(pid)?;
     let goroutines = goroutines::read_all(&mem, allgs, &binary.g_layout)
         .with_context(|| format!("reading the goroutines of process {pid}"))?;
-    Ok(with_stacks(&mem, goroutines))
+    Ok(with_stacks(&mem, goroutines, &binary.g_layout))
 }
 
 /// The goroutines at these `runtime.g` addresses (those the probes track).
@@ -71,25 +75,56 @@ pub fn read_goroutines_at(
 ) -> anyhow::Result<Snapshot> {
     let mem = open_memory(pid)?;
     let goroutines = goroutines::read_each(&mem, addresses, &binary.g_layout);
-    Ok(with_stacks(&mem, goroutines))
+    Ok(with_stacks(&mem, goroutines, &binary.g_layout))
 }
 
 fn open_memory(pid: u32) -> anyhow::Result<ProcessMemory> {
     ProcessMemory::open(pid).with_context(|| format!("opening the memory of process {pid}"))
 }
 
-fn with_stacks(mem: &ProcessMemory, goroutines: Vec<Goroutine>) -> Snapshot {
+fn with_stacks(mem: &ProcessMemory, goroutines: Vec<Goroutine>, layout: &GLayout) -> Snapshot {
     let now_ns = monotonic_ns();
     let current_stacks = goroutines
         .iter()
         .map(|g| (g.g, goroutines::current_stack(mem, g)))
         .filter(|(_, stack)| !stack.is_empty())
         .collect();
+    let waiting_channels = goroutines
+        .iter()
+        .filter(|g| g.status.is_blocked())
+        .map(|g| (g.g, goroutines::waiting_channels(mem, g, layout)))
+        .filter(|(_, channels)| !channels.is_empty())
+        .collect();
     Snapshot {
         goroutines,
         current_stacks,
+        waiting_channels,
         now_ns,
     }
+}
+
+/// What memory says about the tracked tickers, read now.
+pub fn read_tickers(
+    pid: u32,
+    binary: &GoBinary,
+    bias: u64,
+    tickers: &HashMap<u64, TickerRecord>,
+) -> anyhow::Result<TickerMemory> {
+    Ok(crate::tickers::read_ticker_memory(
+        &open_memory(pid)?,
+        binary,
+        bias,
+        tickers,
+    ))
+}
+
+/// The GODEBUG environment variable of process `pid`, if set.
+pub fn godebug_of(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(b"GODEBUG="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// The load bias of a running process, for symbolizing its PCs.

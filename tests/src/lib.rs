@@ -205,13 +205,18 @@ pub fn run_traced_with(options: &[&str], binary: &Path, args: &[&str]) -> (Value
 /// The 1-based line of the unique line in `file` (relative to its module,
 /// `tests/go` or `tests/go123`) that contains `// site:NAME`.
 pub fn marker_line(file: &str, name: &str) -> u32 {
+    tagged_line(file, &format!("site:{name}"))
+}
+
+/// The 1-based line of the unique line in `file` that ends with `// TAG`.
+pub fn tagged_line(file: &str, tag: &str) -> u32 {
     let text = ["go", "go123"]
         .iter()
         .find_map(|module| {
             std::fs::read_to_string(workspace_root().join("tests").join(module).join(file)).ok()
         })
         .unwrap_or_else(|| panic!("no Go source {file}"));
-    let marker = format!("// site:{name}");
+    let marker = format!("// {tag}");
     let lines: Vec<usize> = text
         .lines()
         .enumerate()

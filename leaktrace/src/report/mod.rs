@@ -11,7 +11,7 @@ use std::{
     collections::{BTreeMap, HashMap},
 };
 
-use leaktrace_ebpf::{GoroutineRecord, NO_STACK, SiteCounters, SiteKey};
+use leaktrace_ebpf::{GoroutineRecord, NO_STACK, SiteCounters, SiteKey, TickerRecord};
 use leaktrace_gobinary::{GoBinary, SourceLocation};
 use serde::Serialize;
 
@@ -19,6 +19,7 @@ use crate::{
     goroutines::{GStatus, Goroutine},
     ignore::IgnoreRules,
     probes::EventCounts,
+    tickers::{TickerMemory, TimerSemantics},
     timeline::{Timeline, Trend},
 };
 pub use verdict::{Thresholds, Verdict};
@@ -110,6 +111,8 @@ pub struct SiteReport {
     pub stacks: Vec<CreationStack>,
     /// Attach mode: the live count over the window.
     pub trend: Option<Trend>,
+    /// Where the tickers were created whose channels these goroutines wait on.
+    pub tickers: Vec<SourceLocation>,
     pub origin: Origin,
     pub verdict: Verdict,
     /// IDs of up to [`MAX_GOIDS`] live goroutines, lowest first.
@@ -131,6 +134,53 @@ pub struct Report {
     pub dropped: u64,
     pub events: EventCounts,
     pub goroutines: Vec<SiteReport>,
+    /// How the target's Go release treats unstopped tickers.
+    pub timer_semantics: TimerSemantics,
+    /// Tickers created while observed, by the line that created them.
+    pub tickers: Vec<TickerSite>,
+}
+
+/// What became of the tickers one line of code created.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickerSite {
+    /// The first frame outside the runtime and package time: the NewTicker
+    /// or Tick call.
+    pub created_at: SourceLocation,
+    /// Created and not stopped.
+    pub live: u64,
+    pub stopped: u64,
+    /// The period of the live ones (of all, if none is live), most common first.
+    pub period_ns: i64,
+    /// Of the live ones: how many a global variable refers to.
+    pub referenced: u64,
+    /// Goroutines blocked receiving from these tickers' channels, and where
+    /// those goroutines were created.
+    pub receiving_goroutines: u64,
+    pub receivers: Vec<SourceLocation>,
+    pub stacks: Vec<CreationStack>,
+    pub verdict: TickerVerdict,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TickerVerdict {
+    /// Unstopped and held: by the runtime (before Go 1.23, asynctimerchan=1),
+    /// or (Go 1.23+) by a goroutine receiving from it or a global.
+    Leak,
+    /// Go 1.23+: unstopped, but nothing refers to it; the GC collects it.
+    Unreferenced,
+    /// All stopped.
+    Ok,
+}
+
+impl TickerVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leak => "leak",
+            Self::Unreferenced => "unreferenced",
+            Self::Ok => "ok",
+        }
+    }
 }
 
 impl Report {
@@ -142,6 +192,10 @@ impl Report {
 
     pub fn has_leaks(&self) -> bool {
         self.leaking_sites().next().is_some()
+            || self
+                .tickers
+                .iter()
+                .any(|t| t.verdict == TickerVerdict::Leak)
     }
 }
 
@@ -168,6 +222,12 @@ pub struct Observation<'a> {
     pub events: EventCounts,
     pub thresholds: Thresholds,
     pub ignore: IgnoreRules,
+    /// Tickers created while observed, by `*time.Ticker` address.
+    pub tickers: HashMap<u64, TickerRecord>,
+    pub ticker_memory: TickerMemory,
+    /// Channels each blocked goroutine of the snapshot waits on, by `g`.
+    pub waiting_channels: HashMap<u64, Vec<u64>>,
+    pub timer_semantics: TimerSemantics,
 }
 
 /// Per-site tallies that become lists once every goroutine is counted.
@@ -175,11 +235,23 @@ pub struct Observation<'a> {
 struct Tally {
     stacks: HashMap<i32, u64>,
     blocked_at: HashMap<u64, u64>,
+    /// Tickers whose channels its goroutines wait on.
+    tickers: Vec<u64>,
 }
+
+/// Per ticker: how many goroutines wait on its channel, and their sites.
+type Receivers = HashMap<u64, (u64, Vec<SiteKey>)>;
 
 impl Observation<'_> {
     pub fn into_report(self, include_all: bool) -> Report {
         let symbols = Symbolizer::new(self.binary, self.load_bias);
+        let ticker_of_channel: HashMap<u64, u64> = self
+            .ticker_memory
+            .channels
+            .iter()
+            .map(|(&ticker, &channel)| (channel, ticker))
+            .collect();
+        let mut receivers: Receivers = HashMap::new();
         let mut by_site: HashMap<SiteKey, (SiteReport, Tally)> = HashMap::new();
         for (&key, counters) in &self.sites {
             let (site, _) = self.site(&symbols, &mut by_site, key);
@@ -216,6 +288,20 @@ impl Observation<'_> {
                     if let Some(pc) = top {
                         *tally.blocked_at.entry(pc).or_default() += 1;
                     }
+                    let channels = self
+                        .waiting_channels
+                        .get(&g.g)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    for ticker in channels.iter().filter_map(|c| ticker_of_channel.get(c)) {
+                        tally.tickers.push(*ticker);
+                        let (count, sites) = receivers.entry(*ticker).or_default();
+                        *count += 1;
+                        sites.push(SiteKey {
+                            gopc: g.gopc,
+                            startpc: g.startpc,
+                        });
+                    }
                 }
             }
             None => {
@@ -234,9 +320,23 @@ impl Observation<'_> {
                 }
             }
         }
+        let ticker_sites = self.ticker_sites(&symbols, &receivers, &by_site);
+        let ticker_site_of: HashMap<u64, SourceLocation> = self
+            .tickers
+            .iter()
+            .map(|(&ticker, record)| (ticker, self.ticker_site(&symbols, record.stack_id)))
+            .collect();
         let mut goroutines: Vec<SiteReport> = by_site
             .into_iter()
             .map(|(key, (mut site, tally))| {
+                for ticker in &tally.tickers {
+                    if let Some(at) = ticker_site_of
+                        .get(ticker)
+                        .filter(|at| !site.tickers.contains(at))
+                    {
+                        site.tickers.push(at.clone());
+                    }
+                }
                 site.goids.sort_unstable();
                 site.goids.truncate(MAX_GOIDS);
                 site.stacks = self.creation_stacks(&symbols, tally.stacks);
@@ -287,7 +387,148 @@ impl Observation<'_> {
             dropped: self.events.dropped(),
             events: self.events,
             goroutines,
+            timer_semantics: self.timer_semantics.clone(),
+            tickers: ticker_sites,
         }
+    }
+
+    /// Where a ticker was created: the first frame of its creation stack
+    /// outside the runtime and package time (NewTicker may be inlined).
+    fn ticker_site(&self, symbols: &Symbolizer<'_>, stack_id: i32) -> SourceLocation {
+        self.creation_stacks
+            .get(&stack_id)
+            .into_iter()
+            .flatten()
+            .skip(1) // the probe's own instruction
+            .filter(|&&pc| !symbols.is_wrapper(pc))
+            .flat_map(|&pc| symbols.call_frames(pc))
+            .find(|f| !is_runtime(&f.function) && !f.function.starts_with("time."))
+            .unwrap_or_else(|| unknown(0))
+    }
+
+    fn ticker_sites(
+        &self,
+        symbols: &Symbolizer<'_>,
+        receivers: &Receivers,
+        goroutine_sites: &HashMap<SiteKey, (SiteReport, Tally)>,
+    ) -> Vec<TickerSite> {
+        struct Building {
+            site: TickerSite,
+            stacks: HashMap<i32, u64>,
+            periods: HashMap<i64, u64>,
+        }
+        let mut by_line: HashMap<SourceLocation, Building> = HashMap::new();
+        for (&ticker, record) in &self.tickers {
+            let created_at = self.ticker_site(symbols, record.stack_id);
+            let building = by_line
+                .entry(created_at.clone())
+                .or_insert_with(|| Building {
+                    site: TickerSite {
+                        created_at,
+                        live: 0,
+                        stopped: 0,
+                        period_ns: 0,
+                        referenced: 0,
+                        receiving_goroutines: 0,
+                        receivers: Vec::new(),
+                        stacks: Vec::new(),
+                        verdict: TickerVerdict::Ok,
+                    },
+                    stacks: HashMap::new(),
+                    periods: HashMap::new(),
+                });
+            if record.stopped == 0 {
+                building.site.live += 1;
+                *building.periods.entry(record.period_ns).or_default() += 2;
+                building.site.referenced +=
+                    u64::from(self.ticker_memory.referenced.contains(&ticker));
+                *building.stacks.entry(record.stack_id).or_default() += 1;
+            } else {
+                building.site.stopped += 1;
+                *building.periods.entry(record.period_ns).or_default() += 1;
+            }
+            let Some((count, receiving_sites)) = receivers.get(&ticker) else {
+                continue;
+            };
+            building.site.receiving_goroutines += count;
+            for key in receiving_sites {
+                if let Some((receiver, _)) = goroutine_sites.get(key)
+                    && !building.site.receivers.contains(&receiver.created_at)
+                {
+                    building.site.receivers.push(receiver.created_at.clone());
+                }
+            }
+        }
+        let mut sites: Vec<TickerSite> = by_line
+            .into_values()
+            .map(
+                |Building {
+                     mut site,
+                     stacks,
+                     periods,
+                 }| {
+                    // Live tickers' periods weigh double, so they win over stopped ones.
+                    site.period_ns = periods
+                        .into_iter()
+                        .max_by_key(|&(p, n)| (n, p))
+                        .map_or(0, |(p, _)| p);
+                    site.stacks = self.ticker_stacks(symbols, stacks);
+                    let held = site.receiving_goroutines > 0 || site.referenced > 0;
+                    site.verdict = match (&self.timer_semantics, site.live) {
+                        (_, 0) => TickerVerdict::Ok,
+                        (TimerSemantics::Async { .. }, _) => TickerVerdict::Leak,
+                        (TimerSemantics::Sync, _) if held => TickerVerdict::Leak,
+                        (TimerSemantics::Sync, _) => TickerVerdict::Unreferenced,
+                    };
+                    site
+                },
+            )
+            .collect();
+        sites.sort_by(|a, b| {
+            (
+                a.verdict != TickerVerdict::Leak,
+                std::cmp::Reverse(a.live),
+                &a.created_at.file,
+                a.created_at.line,
+            )
+                .cmp(&(
+                    b.verdict != TickerVerdict::Leak,
+                    std::cmp::Reverse(b.live),
+                    &b.created_at.file,
+                    b.created_at.line,
+                ))
+        });
+        sites
+    }
+
+    /// Creation stacks of tickers, from the NewTicker/Tick call outwards.
+    fn ticker_stacks(
+        &self,
+        symbols: &Symbolizer<'_>,
+        counts: HashMap<i32, u64>,
+    ) -> Vec<CreationStack> {
+        let mut stacks: Vec<CreationStack> = counts
+            .into_iter()
+            .filter_map(|(id, count)| {
+                let mut frames: Vec<SourceLocation> = self
+                    .creation_stacks
+                    .get(&id)?
+                    .iter()
+                    .skip(1)
+                    .filter(|&&pc| !symbols.is_wrapper(pc))
+                    .flat_map(|&pc| symbols.call_frames(pc))
+                    .skip_while(|f| is_runtime(&f.function) || f.function.starts_with("time."))
+                    .take(MAX_STACK_FRAMES)
+                    .collect();
+                while frames.last().is_some_and(|f| is_runtime(&f.function)) {
+                    frames.pop();
+                }
+                (!frames.is_empty()).then_some(CreationStack { count, frames })
+            })
+            .collect();
+        stacks.sort_by_key(|s| std::cmp::Reverse(s.count));
+        stacks.truncate(MAX_STACKS);
+        stacks
     }
 
     fn site<'m>(
@@ -316,6 +557,7 @@ impl Observation<'_> {
                 blocked_at: None,
                 stacks: Vec::new(),
                 trend: None,
+                tickers: Vec::new(),
                 verdict: Verdict::Ok,
                 goids: Vec::new(),
             };
@@ -340,7 +582,7 @@ impl Observation<'_> {
                     .iter()
                     .skip(1) // the probe's own instruction
                     .filter(|&&pc| !symbols.is_wrapper(pc))
-                    .filter_map(|&pc| symbols.call_site(pc))
+                    .flat_map(|&pc| symbols.call_frames(pc))
                     .skip_while(|f| is_runtime(&f.function))
                     .take(MAX_STACK_FRAMES)
                     .collect();
@@ -431,6 +673,7 @@ struct Symbolizer<'a> {
     binary: &'a GoBinary,
     load_bias: u64,
     cache: RefCell<HashMap<(u64, bool), Option<SourceLocation>>>,
+    frames_cache: RefCell<HashMap<u64, Vec<SourceLocation>>>,
 }
 
 impl<'a> Symbolizer<'a> {
@@ -439,6 +682,7 @@ impl<'a> Symbolizer<'a> {
             binary,
             load_bias,
             cache: RefCell::new(HashMap::new()),
+            frames_cache: RefCell::new(HashMap::new()),
         }
     }
 
@@ -449,6 +693,15 @@ impl<'a> Symbolizer<'a> {
 
     fn goroutine_entry(&self, pc: u64) -> Option<SourceLocation> {
         self.cached(pc, true, |pc| self.binary.goroutine_entry(pc))
+    }
+
+    /// The frames, inlined ones first, of the call that returns to `pc`.
+    fn call_frames(&self, pc: u64) -> Vec<SourceLocation> {
+        self.frames_cache
+            .borrow_mut()
+            .entry(pc)
+            .or_insert_with(|| self.binary.call_frames(pc.wrapping_sub(self.load_bias)))
+            .clone()
     }
 
     /// Whether the return address `pc` is in a compiler-generated wrapper.

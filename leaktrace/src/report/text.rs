@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::{BlockedFor, Mode, Report, SiteReport, TimeSource, Verdict};
+use super::{BlockedFor, Mode, Report, SiteReport, TickerSite, TickerVerdict, TimeSource, Verdict};
+use crate::tickers::TimerSemantics;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -23,6 +24,19 @@ pub fn render(report: &Report) -> String {
 
     let leaks: Vec<&SiteReport> = report.leaking_sites().collect();
     let leaked: u64 = leaks.iter().map(|s| s.live).sum();
+    let leaked_tickers: u64 = report
+        .tickers
+        .iter()
+        .filter(|t| t.verdict == TickerVerdict::Leak)
+        .map(|t| t.live)
+        .sum();
+    if leaked_tickers > 0 {
+        let _ = writeln!(
+            out,
+            "{leaked_tickers} leaked {}",
+            plural(leaked_tickers, "ticker")
+        );
+    }
     if leaks.is_empty() {
         let _ = writeln!(out, "no goroutine leaks found");
     } else {
@@ -54,6 +68,19 @@ pub fn render(report: &Report) -> String {
     {
         out.push('\n');
         write_site(&mut out, site);
+    }
+    if !report.tickers.is_empty() {
+        let semantics = match &report.timer_semantics {
+            TimerSemantics::Async { reason } => format!("every unstopped ticker leaks: {reason}"),
+            TimerSemantics::Sync => {
+                "Go 1.23+: an unstopped ticker leaks while a goroutine or a global holds it".into()
+            }
+        };
+        let _ = writeln!(out, "\ntickers ({semantics}):");
+        for ticker in &report.tickers {
+            out.push('\n');
+            write_ticker(&mut out, ticker);
+        }
     }
     let finished: Vec<&SiteReport> = report
         .goroutines
@@ -100,6 +127,15 @@ fn write_site(out: &mut String, site: &SiteReport) {
     if let Some(at) = &site.blocked_at {
         let _ = writeln!(out, "blocked in {} ({}:{})", at.function, at.file, at.line);
     }
+    for ticker in &site.tickers {
+        let _ = writeln!(
+            out,
+            "receiving from the ticker created at {} ({}:{})",
+            ticker.function,
+            short_file(&ticker.file),
+            ticker.line
+        );
+    }
     let mut observed = format!(
         "{} alive, {} created and {} exited while observed",
         site.live, site.created, site.exited
@@ -134,6 +170,45 @@ fn write_site(out: &mut String, site: &SiteReport) {
             stack.count,
             frames.join(" ← ")
         );
+    }
+}
+
+fn write_ticker(out: &mut String, ticker: &TickerSite) {
+    let every = duration(ticker.period_ns.max(0) as u64);
+    let what = match ticker.verdict {
+        TickerVerdict::Ok => format!(
+            "{} {} stopped",
+            ticker.stopped,
+            plural(ticker.stopped, "ticker")
+        ),
+        _ => format!(
+            "{} {} every {every}, never stopped",
+            ticker.live,
+            plural(ticker.live, "ticker")
+        ),
+    };
+    let _ = writeln!(out, "{}: {what}", ticker.verdict.as_str());
+    let at = &ticker.created_at;
+    let _ = writeln!(out, "created at {}\n\t{}:{}", at.function, at.file, at.line);
+    if ticker.live > 0 && ticker.stopped > 0 {
+        let _ = writeln!(out, "{} more stopped", ticker.stopped);
+    }
+    if ticker.receiving_goroutines > 0 {
+        let from: Vec<String> = ticker
+            .receivers
+            .iter()
+            .map(|r| format!("{} ({}:{})", r.function, short_file(&r.file), r.line))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} {} blocked receiving from it, created by {}",
+            ticker.receiving_goroutines,
+            plural(ticker.receiving_goroutines, "goroutine"),
+            from.join(", ")
+        );
+    }
+    if ticker.referenced > 0 {
+        let _ = writeln!(out, "{} referenced by a global variable", ticker.referenced);
     }
 }
 

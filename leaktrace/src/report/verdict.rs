@@ -127,6 +127,7 @@ mod tests {
             blocked_at: None,
             stacks: vec![],
             trend: None,
+            tickers: vec![],
             origin,
             verdict: Verdict::Ok,
             goids: vec![],

@@ -1,0 +1,3 @@
+module leaktrace.test/targets
+
+go 1.23
