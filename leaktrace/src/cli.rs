@@ -14,14 +14,15 @@ Exit status:
   0    no site judged leaking (or --fail-on-leak not given)
   1    leaktrace could not trace: bad PID, command, binary, privileges or kernel
   2    the command line is wrong
-  3    --fail-on-leak and at least one site was judged leaking
+  3    --fail-on-leak and a goroutine or ticker site was judged leaking
   run: a command that fails passes its own status through (128+N if killed
        by signal N); that takes precedence over 3.";
 
-/// Finds goroutine leaks in unmodified Go programs with eBPF uprobes.
+/// Finds goroutine and ticker leaks in unmodified Go programs with eBPF uprobes.
 ///
 /// Reports goroutines that are created but never exit, grouped by the `go`
-/// statement that created them, with what they are blocked on and for how long.
+/// statement that created them, with what they are blocked on and for how
+/// long; and tickers that are never stopped, by the line that created them.
 #[derive(Debug, Parser)]
 #[command(name = "leaktrace", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
@@ -78,7 +79,7 @@ pub struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Exit with status 3 when any site is judged leaking.
+    /// Exit with status 3 when any goroutine or ticker site is judged leaking.
     #[arg(long)]
     pub fail_on_leak: bool,
 
