@@ -339,7 +339,7 @@ impl Observation<'_> {
                 }
                 site.goids.sort_unstable();
                 site.goids.truncate(MAX_GOIDS);
-                site.stacks = self.creation_stacks(&symbols, tally.stacks);
+                site.stacks = self.creation_stacks(&symbols, tally.stacks, is_runtime);
                 if site.entry.function == COROUTINE_START {
                     site.origin = self.coroutine_origin(&site.stacks);
                 }
@@ -402,7 +402,7 @@ impl Observation<'_> {
             .skip(1) // the probe's own instruction
             .filter(|&&pc| !symbols.is_wrapper(pc))
             .flat_map(|&pc| symbols.call_frames(pc))
-            .find(|f| !is_runtime(&f.function) && !f.function.starts_with("time."))
+            .find(|f| !is_runtime_or_time(&f.function))
             .unwrap_or_else(|| unknown(0))
     }
 
@@ -472,7 +472,7 @@ impl Observation<'_> {
                         .into_iter()
                         .max_by_key(|&(p, n)| (n, p))
                         .map_or(0, |(p, _)| p);
-                    site.stacks = self.ticker_stacks(symbols, stacks);
+                    site.stacks = self.creation_stacks(symbols, stacks, is_runtime_or_time);
                     let held = site.receiving_goroutines > 0 || site.referenced > 0;
                     site.verdict = match (&self.timer_semantics, site.live) {
                         (_, 0) => TickerVerdict::Ok,
@@ -499,36 +499,6 @@ impl Observation<'_> {
                 ))
         });
         sites
-    }
-
-    /// Creation stacks of tickers, from the NewTicker/Tick call outwards.
-    fn ticker_stacks(
-        &self,
-        symbols: &Symbolizer<'_>,
-        counts: HashMap<i32, u64>,
-    ) -> Vec<CreationStack> {
-        let mut stacks: Vec<CreationStack> = counts
-            .into_iter()
-            .filter_map(|(id, count)| {
-                let mut frames: Vec<SourceLocation> = self
-                    .creation_stacks
-                    .get(&id)?
-                    .iter()
-                    .skip(1)
-                    .filter(|&&pc| !symbols.is_wrapper(pc))
-                    .flat_map(|&pc| symbols.call_frames(pc))
-                    .skip_while(|f| is_runtime(&f.function) || f.function.starts_with("time."))
-                    .take(MAX_STACK_FRAMES)
-                    .collect();
-                while frames.last().is_some_and(|f| is_runtime(&f.function)) {
-                    frames.pop();
-                }
-                (!frames.is_empty()).then_some(CreationStack { count, frames })
-            })
-            .collect();
-        stacks.sort_by_key(|s| std::cmp::Reverse(s.count));
-        stacks.truncate(MAX_STACKS);
-        stacks
     }
 
     fn site<'m>(
@@ -566,27 +536,29 @@ impl Observation<'_> {
         (site, tally)
     }
 
-    /// Symbolized creation stacks, without the runtime frames of the `go`
-    /// statement itself (newproc and its system-stack closure) and of the
-    /// goroutine's bottom (runtime.main, goexit).
+    /// Symbolized creation stacks, most common first, from the first frame
+    /// `skip` does not match (for goroutines: past newproc and its system-stack
+    /// closure; for tickers: past package time too), without the runtime's
+    /// frames at the bottom (runtime.main, goexit), which say nothing.
     fn creation_stacks(
         &self,
         symbols: &Symbolizer<'_>,
         counts: HashMap<i32, u64>,
+        skip: fn(&str) -> bool,
     ) -> Vec<CreationStack> {
         let mut stacks: Vec<CreationStack> = counts
             .into_iter()
             .filter_map(|(id, count)| {
-                let pcs = self.creation_stacks.get(&id)?;
-                let mut frames: Vec<SourceLocation> = pcs
+                let mut frames: Vec<SourceLocation> = self
+                    .creation_stacks
+                    .get(&id)?
                     .iter()
                     .skip(1) // the probe's own instruction
                     .filter(|&&pc| !symbols.is_wrapper(pc))
                     .flat_map(|&pc| symbols.call_frames(pc))
-                    .skip_while(|f| is_runtime(&f.function))
+                    .skip_while(|f| skip(&f.function))
                     .take(MAX_STACK_FRAMES)
                     .collect();
-                // runtime.main and runtime.goexit at the bottom say nothing.
                 while frames.last().is_some_and(|f| is_runtime(&f.function)) {
                     frames.pop();
                 }
@@ -730,6 +702,12 @@ impl<'a> Symbolizer<'a> {
             .or_insert_with(|| resolve(pc.wrapping_sub(self.load_bias)))
             .clone()
     }
+}
+
+/// Frames above a ticker's creation: the runtime's, and package time's
+/// (NewTicker, Tick), whether called or inlined.
+fn is_runtime_or_time(function: &str) -> bool {
+    is_runtime(function) || function.starts_with("time.")
 }
 
 fn is_runtime(function: &str) -> bool {
