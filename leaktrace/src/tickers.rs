@@ -11,6 +11,8 @@ use crate::procmem::ProcessMemory;
 
 /// Bytes of global-referenced slices leaktrace reads at most, in all.
 const MAX_SLICE_BYTES: u64 = 64 << 20;
+/// Bytes of global variables leaktrace scans at most, per section.
+const MAX_GLOBALS_BYTES: u64 = 256 << 20;
 /// Elements of one slice leaktrace considers at most.
 const MAX_SLICE_LEN: u64 = 1 << 20;
 
@@ -94,7 +96,7 @@ pub fn read_ticker_memory(
     }
     let mut budget = MAX_SLICE_BYTES;
     for &(address, size) in binary.pointer_globals() {
-        let mut bytes = vec![0u8; size as usize];
+        let mut bytes = vec![0u8; size.min(MAX_GLOBALS_BYTES) as usize];
         if mem.read_exact(address + bias, &mut bytes).is_err() {
             continue; // .bss may be partly unmapped
         }
