@@ -44,6 +44,10 @@ mod programs {
         runtime_timer_period: 0,
     };
 
+    /// Non-zero: record goroutine creation stacks (about 1 µs per goroutine).
+    #[unsafe(no_mangle)]
+    static GOROUTINE_STACKS: u8 = 1;
+
     /// Non-zero: stop the target with SIGSTOP when it enters `runtime.exit`, so
     /// userspace can read its goroutines before they are gone (`leaktrace run`).
     #[unsafe(no_mangle)]
@@ -154,7 +158,11 @@ mod programs {
         bump(counter::CREATED);
         // The probe runs on g0; systemstack keeps the frame-pointer chain to
         // the goroutine that ran the `go` statement.
-        let stack_id = creation_stack(ctx);
+        let stack_id = if unsafe { core::ptr::read_volatile(&GOROUTINE_STACKS) } != 0 {
+            creation_stack(ctx)
+        } else {
+            NO_STACK
+        };
         let record = GoroutineRecord {
             goid,
             parent_goid,

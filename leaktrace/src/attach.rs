@@ -54,7 +54,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
     let ignore = args.ignore.rules()?;
     let godebug = target::godebug_of(pid);
 
-    let mut probes = Probes::load(&binary, AtExit::Continue)?;
+    let mut probes = Probes::load(&binary, AtExit::Continue, !args.probes.no_stacks)?;
     probes.attach(&binary, &exe, pid, args.probes.probe_placement)?;
     let mut exit_notices = probes.take_exit_notices()?;
     let load_bias = target::bias_of(pid, &binary);

@@ -155,6 +155,11 @@ pub struct ProbeArgs {
     /// for comparing costs with `cargo xtask bench`).
     #[arg(long, value_name = "WHERE", default_value = "emulated")]
     pub probe_placement: Placement,
+
+    /// Do not record goroutine creation stacks: about 1 µs less per goroutine,
+    /// for programs that start goroutines at very high rates.
+    #[arg(long)]
+    pub no_stacks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -75,7 +75,11 @@ pub struct Probes {
 }
 
 impl Probes {
-    pub fn load(binary: &GoBinary, at_exit: AtExit) -> anyhow::Result<Self> {
+    pub fn load(
+        binary: &GoBinary,
+        at_exit: AtExit,
+        goroutine_stacks: bool,
+    ) -> anyhow::Result<Self> {
         let g = &binary.g_layout;
         let layout = GoLayout {
             g_goid: g.goid,
@@ -96,6 +100,7 @@ impl Probes {
             .override_global("LAYOUT", &layout, true)
             .override_global("STOP_AT_EXIT", &stop_at_exit, true)
             .override_global("TIMERS", &timers, true)
+            .override_global("GOROUTINE_STACKS", &u8::from(goroutine_stacks), true)
             .load(EBPF_OBJECT)
             .context("loading the eBPF programs")?;
         Ok(Self {

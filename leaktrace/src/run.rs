@@ -37,7 +37,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     preflight::check_kernel()?;
     preflight::check_capabilities(false)?;
 
-    let mut probes = Probes::load(&binary, AtExit::Stop)?;
+    let mut probes = Probes::load(&binary, AtExit::Stop, !args.probes.no_stacks)?;
     let held = HeldCommand::spawn(&path, &args.command)?;
     let pid = held.pid;
     if let Err(e) = probes.attach(&binary, &path, pid, args.probes.probe_placement) {

@@ -388,3 +388,39 @@ fn ignore_rules_from_flags_and_config_file() {
         leaktrace_e2e::run_traced_with(&["--fail-on-leak"], &seeds, &["goroutine-never-signaled"]);
     assert_eq!(output.status.code(), Some(3), "without a rule it is a leak");
 }
+
+/// `--no-stacks` trades creation stacks for speed; everything else is the same.
+#[test]
+fn no_stacks_keeps_the_counts_and_drops_the_stacks() {
+    if !privileged("no_stacks_keeps_the_counts_and_drops_the_stacks") {
+        return;
+    }
+    let version = go_versions().last().cloned().expect("a Go toolchain");
+    let seeds = build(&version, "./cmd/seeds", &[]);
+    let leak = |options: &[&str]| {
+        let (report, _) =
+            leaktrace_e2e::run_traced_with(options, &seeds, &["goroutine-never-signaled"]);
+        let sites = report["goroutines"].as_array().unwrap().clone();
+        sites
+            .into_iter()
+            .find(|s| s["verdict"] == "leak")
+            .expect("the leak")
+    };
+    let (with, without) = (leak(&[]), leak(&["--no-stacks"]));
+    assert_eq!(
+        with["stacks"][0]["frames"][0]["function"],
+        "main.waitingGoroutineLeak"
+    );
+    assert_eq!(without["stacks"], serde_json::json!([]));
+    for field in [
+        "created_at",
+        "entry",
+        "live",
+        "created",
+        "exited",
+        "states",
+        "verdict",
+    ] {
+        assert_eq!(with[field], without[field], "{field}");
+    }
+}

@@ -2,6 +2,7 @@
 //! every supported Go release, in three configurations:
 //! - untraced;
 //! - traced by leaktrace (probes on instructions the kernel emulates);
+//! - the same with `--no-stacks` (no creation stacks);
 //! - traced by leaktrace with `--probe-placement naive`: the same programs at
 //!   function entries and on `newproc1`'s RETs, where other eBPF Go tracers
 //!   put them.
@@ -32,22 +33,17 @@ pub fn run(goroutines: u32, runs: usize) -> anyhow::Result<()> {
     for (version, _) in go::TOOLCHAINS {
         let bench = root.join("target/go").join(version).join("spawnbench");
         go::build(version, "./cmd/spawnbench", &bench)?;
-        let measure = |traced: Option<&str>| -> anyhow::Result<f64> {
+        let measure = |traced: Option<&[&str]>| -> anyhow::Result<f64> {
             let mut samples = Vec::new();
             for _ in 0..runs {
                 let mut command = match traced {
                     None => Command::new(&bench),
-                    Some(placement) => {
+                    Some(options) => {
                         let mut c = Command::new(&leaktrace);
-                        c.args([
-                            "run",
-                            "--probe-placement",
-                            placement,
-                            "-o",
-                            "/dev/null",
-                            "--",
-                        ])
-                        .arg(&bench);
+                        c.arg("run")
+                            .args(options)
+                            .args(["-o", "/dev/null", "--"])
+                            .arg(&bench);
                         c
                     }
                 };
@@ -63,13 +59,13 @@ pub fn run(goroutines: u32, runs: usize) -> anyhow::Result<()> {
             Ok(samples[samples.len() / 2])
         };
         let untraced = measure(None)?;
-        let ours = measure(Some("emulated"))?;
-        let naive = measure(Some("naive"))?;
-        let (ours_over, naive_over) = (ours - untraced, naive - untraced);
+        let ours = measure(Some(&[]))?;
+        let lean = measure(Some(&["--no-stacks"]))?;
+        let naive = measure(Some(&["--probe-placement", "naive"]))?;
+        let (ours_over, lean_over, naive_over) =
+            (ours - untraced, lean - untraced, naive - untraced);
         println!(
-            "| {version} | {untraced:.0} | {ours:.0} | {naive:.0} | {ours_over:.0} ({:.1}x) | {naive_over:.0} ({:.1}x) | {:.1}x |",
-            ours / untraced,
-            naive / untraced,
+            "| {version} | {untraced:.0} | {ours:.0} | {lean:.0} | {naive:.0} | {ours_over:.0} | {lean_over:.0} | {naive_over:.0} | {:.1}x |",
             naive_over / ours_over
         );
     }
