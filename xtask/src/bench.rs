@@ -27,9 +27,9 @@ pub fn run(goroutines: u32, runs: usize) -> anyhow::Result<()> {
         "spawnbench: {goroutines} goroutines per run, median of {runs} runs; ns per goroutine\n"
     );
     println!(
-        "| Go | untraced | leaktrace | naive probes | leaktrace overhead | naive overhead | naive / leaktrace |"
+        "| Go | untraced | leaktrace | --no-stacks | naive probes | leaktrace overhead | --no-stacks overhead | naive overhead | naive / leaktrace |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (version, _) in go::TOOLCHAINS {
         let bench = root.join("target/go").join(version).join("spawnbench");
         go::build(version, "./cmd/spawnbench", &bench)?;
