@@ -304,7 +304,9 @@ mod programs {
                 stack_id: creation_stack(&ctx),
                 _pad: 0,
             };
-            let _ = PENDING_TICKERS.insert(regs.r14, pending, 0);
+            if PENDING_TICKERS.insert(regs.r14, pending, 0).is_err() {
+                bump(counter::DROPPED_TICKER_TABLE_FULL);
+            }
         }
         0
     }

@@ -2,7 +2,8 @@
 // healthy worker pool fed continuously, `-preleak N` goroutines leaked at
 // start (before any tracer attaches), and leaks one more goroutine on each
 // SIGUSR1, so a test knows exactly how many leaked while it observed. With
-// `-leak-every D -leak-count N` it also leaks N goroutines, one every D.
+// `-leak-every D -leak-count N` it also leaks N goroutines, one every D,
+// from the first SIGUSR2 on.
 package main
 
 import (
@@ -52,7 +53,9 @@ func main() {
 	}
 
 	if *leakEvery > 0 {
-		go leakSteadily(*leakEvery, *leakCount) // site:service-steady
+		start := make(chan os.Signal, 1)
+		signal.Notify(start, syscall.SIGUSR2)
+		go leakSteadily(start, *leakEvery, *leakCount) // site:service-steady
 	}
 
 	usr1 := make(chan os.Signal, 16)
@@ -64,8 +67,10 @@ func main() {
 	}
 }
 
-// leakSteadily leaks one goroutine per period, count times: a steady leak.
-func leakSteadily(period time.Duration, count int) {
+// leakSteadily waits for SIGUSR2, then leaks one goroutine per period,
+// count times: a steady leak.
+func leakSteadily(start chan os.Signal, period time.Duration, count int) {
+	<-start
 	for n := 1; n <= count; n++ {
 		handle(-n)
 		time.Sleep(period)
