@@ -362,3 +362,16 @@ pub fn text_is_pristine(pid: u32) -> bool {
         .expect("read target text");
     in_memory == on_disk
 }
+
+/// The function names of one creation stack in a JSON report.
+pub fn stack_functions(stack: &Value) -> Vec<String> {
+    stack["frames"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .filter_map(|f| f["function"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -417,12 +417,7 @@ fn a_steady_leak_gets_the_growth_verdict() {
         let stacks = leak["stacks"].as_array().unwrap();
         assert_eq!(stacks.len(), 1, "{ctx}: {stacks:#?}");
         assert_eq!(stacks[0]["count"].as_u64(), Some(created), "{ctx}");
-        let frames: Vec<&str> = stacks[0]["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["function"].as_str().unwrap())
-            .collect();
+        let frames = leaktrace_e2e::stack_functions(&stacks[0]);
         assert_eq!(frames, ["main.handle", "main.leakSteadily"], "{ctx}");
         assert_eq!(leak["blocked_at"]["function"], "main.handle.func1", "{ctx}");
         assert_eq!(site(&report, "service-worker")["verdict"], "ok", "{ctx}");

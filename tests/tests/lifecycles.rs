@@ -90,12 +90,7 @@ fn iter_pull_coroutines_are_created_exited_and_leaked_exactly() {
         let stacks = site["stacks"].as_array().unwrap();
         assert_eq!(stacks.len(), 1, "{ctx}: {stacks:#?}");
         assert_eq!(stacks[0]["count"], 3, "{ctx}");
-        let frames: Vec<&str> = stacks[0]["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["function"].as_str().unwrap())
-            .collect();
+        let frames = leaktrace_e2e::stack_functions(&stacks[0]);
         assert_eq!(
             frames,
             ["iter.Pull[go.shape.int]", "main.firstOf", "main.main"],
