@@ -139,13 +139,6 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
             })
             .ok()
     };
-    let now_ns = snapshot
-        .as_ref()
-        .map_or_else(target::monotonic_ns, |s| s.now_ns);
-    let (goroutines, current_stacks, waiting_channels) = match snapshot {
-        Some(s) => (Some(s.goroutines), s.current_stacks, s.waiting_channels),
-        None => (None, HashMap::new(), HashMap::new()),
-    };
     let records = probes.goroutine_records()?;
     let tickers = probes.tickers()?;
     let ticker_memory = if target_exited {
@@ -153,10 +146,6 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
     } else {
         target::read_tickers(pid, &binary, load_bias, &tickers).unwrap_or_default()
     };
-    let stack_ids = records
-        .values()
-        .map(|r| r.stack_id)
-        .chain(tickers.values().map(|t| t.stack_id));
     let report = Observation {
         binary: &binary,
         mode: Mode::Attach,
@@ -168,11 +157,9 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
         observed_ns,
         exit_code,
         load_bias,
-        snapshot: goroutines,
-        current_stacks,
-        now_ns,
+        snapshot,
         sites,
-        creation_stacks: probes.stacks(stack_ids),
+        creation_stacks: probes.creation_stacks(&records, &tickers),
         records,
         timeline: Some(timeline),
         events,
@@ -183,7 +170,6 @@ pub async fn attach(args: AttachArgs, pid: u32) -> anyhow::Result<i32> {
         ignore,
         tickers,
         ticker_memory,
-        waiting_channels,
         timer_semantics: TimerSemantics::of(&binary, godebug.as_deref()),
     }
     .into_report(args.output.all);

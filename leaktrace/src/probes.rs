@@ -254,8 +254,21 @@ impl Probes {
         Ok(())
     }
 
-    /// The stacks with these ids (creation stacks of goroutines and tickers).
-    pub fn stacks(&self, ids: impl IntoIterator<Item = i32>) -> HashMap<i32, Vec<u64>> {
+    /// The creation stacks the goroutine and ticker records refer to, by id.
+    pub fn creation_stacks(
+        &self,
+        records: &HashMap<u64, GoroutineRecord>,
+        tickers: &HashMap<u64, TickerRecord>,
+    ) -> HashMap<i32, Vec<u64>> {
+        self.stacks(
+            records
+                .values()
+                .map(|r| r.stack_id)
+                .chain(tickers.values().map(|t| t.stack_id)),
+        )
+    }
+
+    fn stacks(&self, ids: impl IntoIterator<Item = i32>) -> HashMap<i32, Vec<u64>> {
         let mut stacks = HashMap::new();
         for id in ids {
             if id != NO_STACK && !stacks.contains_key(&id) {

@@ -94,19 +94,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         Some(s) => (s.snapshot, s.tickers, s.load_bias),
         None => (None, TickerMemory::default(), 0),
     };
-    let now_ns = snapshot
-        .as_ref()
-        .map_or_else(target::monotonic_ns, |s| s.now_ns);
-    let (goroutines, current_stacks, waiting_channels) = match snapshot {
-        Some(s) => (Some(s.goroutines), s.current_stacks, s.waiting_channels),
-        None => (None, Default::default(), Default::default()),
-    };
     let records = probes.goroutine_records()?;
     let tickers = probes.tickers()?;
-    let stack_ids = records
-        .values()
-        .map(|r| r.stack_id)
-        .chain(tickers.values().map(|t| t.stack_id));
     let report: Report = Observation {
         binary: &binary,
         mode: Mode::Run,
@@ -118,11 +107,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         observed_ns,
         exit_code: Some(exit_code),
         load_bias,
-        snapshot: goroutines,
-        current_stacks,
-        now_ns,
+        snapshot,
         sites: probes.site_counters()?,
-        creation_stacks: probes.stacks(stack_ids),
+        creation_stacks: probes.creation_stacks(&records, &tickers),
         records,
         timeline: None,
         events: probes.event_counts()?,
@@ -133,7 +120,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ignore: args.ignore.rules()?,
         tickers,
         ticker_memory,
-        waiting_channels,
         // The command runs with leaktrace's environment.
         timer_semantics: TimerSemantics::of(&binary, std::env::var("GODEBUG").ok().as_deref()),
     }

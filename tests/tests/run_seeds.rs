@@ -424,3 +424,116 @@ fn no_stacks_keeps_the_counts_and_drops_the_stacks() {
         assert_eq!(with[field], without[field], "{field}");
     }
 }
+
+/// The default report reads like Go's goroutine dump, goes to stderr, and
+/// leaves the command's stdout to the command.
+#[test]
+fn the_text_report_reads_like_a_goroutine_dump() {
+    if !privileged("the_text_report_reads_like_a_goroutine_dump") {
+        return;
+    }
+    for version in go_versions() {
+        let seeds = build(&version, "./cmd/seeds", &[]);
+        let output = leaktrace_e2e::leaktrace()
+            .arg("run")
+            .arg("--")
+            .arg(&seeds)
+            .arg("channel-unclosed")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        let ctx = format!("go{version}:\n{stderr}");
+        assert_eq!(output.status.code(), Some(0), "{ctx}");
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.starts_with("Received:"))
+                .count(),
+            10,
+            "{ctx}"
+        );
+        assert!(
+            !stdout.contains("leaktrace"),
+            "the report stays off the command's stdout: {stdout}"
+        );
+        let file = std::fs::canonicalize(leaktrace_e2e::go_module_dir().join(SEEDS)).unwrap();
+        let line = leaktrace_e2e::marker_line(SEEDS, "unclosed-receiver");
+        let lines: Vec<&str> = stderr.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("leak: "))
+            .unwrap_or_else(|| panic!("{ctx}"));
+        assert!(lines[0].starts_with(&format!("leaktrace: pid ")), "{ctx}");
+        assert!(
+            lines[0].contains(&format!("(go{version}."))
+                && lines[0].contains("exited with status 0"),
+            "{ctx}"
+        );
+        assert_eq!(lines[1], "1 leaked goroutine from 1 site", "{ctx}");
+        assert!(
+            lines[header].starts_with("leak: 1 goroutine [chan receive, ")
+                && lines[header].ends_with("ms]"),
+            "{ctx}"
+        );
+        let block = &lines[header + 1..header + 7];
+        assert_eq!(
+            block,
+            [
+                "main.unclosedChannelLeak.func2()".to_string(),
+                format!("\t{}:{line}", file.display()),
+                "created by main.unclosedChannelLeak".to_string(),
+                format!("\t{}:{line}", file.display()),
+                format!(
+                    "blocked in main.unclosedChannelLeak.func2 ({}:{})",
+                    file.display(),
+                    line + 1
+                ),
+                "1 alive, 1 created and 0 exited while observed".to_string(),
+            ],
+            "{ctx}"
+        );
+        assert_eq!(
+            lines.last().copied(),
+            Some("1 other goroutine from 1 site exited normally"),
+            "{ctx}"
+        );
+    }
+}
+
+/// The naive placement (for benchmarks) costs more but reports the same.
+#[test]
+fn naive_probe_placement_reports_the_same() {
+    if !privileged("naive_probe_placement_reports_the_same") {
+        return;
+    }
+    for version in go_versions() {
+        let seeds = build(&version, "./cmd/seeds", &[]);
+        let (report, _) = leaktrace_e2e::run_traced_with(
+            &["--probe-placement", "naive"],
+            &seeds,
+            &["channel-unclosed"],
+        );
+        assert_sites(
+            &report,
+            &[
+                finished(
+                    "unclosed-sender",
+                    "main.unclosedChannelLeak",
+                    "main.unclosedChannelLeak.func1",
+                    1,
+                ),
+                leak(
+                    "unclosed-receiver",
+                    "main.unclosedChannelLeak",
+                    "main.unclosedChannelLeak.func2",
+                    1,
+                    "chan receive",
+                ),
+            ],
+            &format!("go{version} naive"),
+        );
+    }
+}

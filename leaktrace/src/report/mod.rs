@@ -19,6 +19,7 @@ use crate::{
     goroutines::{GStatus, Goroutine},
     ignore::IgnoreRules,
     probes::EventCounts,
+    target::Snapshot,
     tickers::{TickerMemory, TimerSemantics},
     timeline::{Timeline, Trend},
 };
@@ -208,12 +209,9 @@ pub struct Observation<'a> {
     pub exit_code: Option<i32>,
     /// Subtracted from run-time PCs to symbolize them (non-zero for PIE).
     pub load_bias: u64,
-    /// The target's goroutines at the end, if they could be read.
-    pub snapshot: Option<Vec<Goroutine>>,
-    /// Current stacks of the snapshot's parked goroutines, by `g` address.
-    pub current_stacks: HashMap<u64, Vec<u64>>,
-    /// CLOCK_MONOTONIC when the snapshot was taken.
-    pub now_ns: u64,
+    /// The target's goroutines at the end, with their current stacks and the
+    /// channels they wait on, if they could be read.
+    pub snapshot: Option<Snapshot>,
     pub sites: HashMap<SiteKey, SiteCounters>,
     pub records: HashMap<u64, GoroutineRecord>,
     /// Creation stacks by stack id.
@@ -225,8 +223,6 @@ pub struct Observation<'a> {
     /// Tickers created while observed, by `*time.Ticker` address.
     pub tickers: HashMap<u64, TickerRecord>,
     pub ticker_memory: TickerMemory,
-    /// Channels each blocked goroutine of the snapshot waits on, by `g`.
-    pub waiting_channels: HashMap<u64, Vec<u64>>,
     pub timer_semantics: TimerSemantics,
 }
 
@@ -260,12 +256,12 @@ impl Observation<'_> {
             site.exited_preexisting = counters.exited_preexisting;
         }
         match &self.snapshot {
-            Some(goroutines) => {
-                for g in goroutines {
-                    let blocked = self.blocked_for(g);
+            Some(snapshot) => {
+                for g in &snapshot.goroutines {
+                    let blocked = self.blocked_for(g, snapshot.now_ns);
                     let state = self.state_name(g);
                     let record = self.records.get(&g.g).filter(|r| r.goid == g.goid);
-                    let top = self
+                    let top = snapshot
                         .current_stacks
                         .get(&g.g)
                         .and_then(|stack| symbols.first_outside_runtime(stack));
@@ -288,7 +284,7 @@ impl Observation<'_> {
                     if let Some(pc) = top {
                         *tally.blocked_at.entry(pc).or_default() += 1;
                     }
-                    let channels = self
+                    let channels = snapshot
                         .waiting_channels
                         .get(&g.g)
                         .map(Vec::as_slice)
@@ -618,7 +614,8 @@ impl Observation<'_> {
         }
     }
 
-    fn blocked_for(&self, g: &Goroutine) -> Option<BlockedFor> {
+    /// How long `g` has been blocked, as of `now_ns` (CLOCK_MONOTONIC).
+    fn blocked_for(&self, g: &Goroutine, now_ns: u64) -> Option<BlockedFor> {
         if !g.status.is_blocked() {
             return None;
         }
@@ -628,12 +625,12 @@ impl Observation<'_> {
             .filter(|r| r.goid == g.goid && r.parked_ns != 0 && g.status != GStatus::Syscall);
         if let Some(record) = exact {
             return Some(BlockedFor {
-                longest_ns: self.now_ns.saturating_sub(record.parked_ns),
+                longest_ns: now_ns.saturating_sub(record.parked_ns),
                 source: TimeSource::Exact,
             });
         }
         (g.wait_since_ns > 0).then(|| BlockedFor {
-            longest_ns: self.now_ns.saturating_sub(g.wait_since_ns as u64),
+            longest_ns: now_ns.saturating_sub(g.wait_since_ns as u64),
             source: TimeSource::Runtime,
         })
     }
