@@ -466,7 +466,7 @@ fn the_text_report_reads_like_a_goroutine_dump() {
             .iter()
             .position(|l| l.starts_with("leak: "))
             .unwrap_or_else(|| panic!("{ctx}"));
-        assert!(lines[0].starts_with(&format!("leaktrace: pid ")), "{ctx}");
+        assert!(lines[0].starts_with("leaktrace: pid "), "{ctx}");
         assert!(
             lines[0].contains(&format!("(go{version}."))
                 && lines[0].contains("exited with status 0"),
