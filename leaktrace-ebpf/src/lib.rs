@@ -1,6 +1,90 @@
-//! Types shared by the eBPF programs and userspace. Everything here is `#[repr(C)]`
-//! and plain data: it crosses the kernel boundary byte for byte.
+//! What the eBPF programs and userspace share: the names by which userspace
+//! finds programs, maps and globals in the object, and the `#[repr(C)]`
+//! plain-data types that cross the kernel boundary byte for byte.
+//!
+//! The kernel side must define each name in [`program`], [`map`] and
+//! [`global`] exactly as spelled here (aya's macros take literals only);
+//! leaktrace's unit tests check the built object against these lists.
 #![no_std]
+
+/// The uprobe programs, by function name.
+pub mod program {
+    /// The `CALL runtime.runqput` in `runtime.newproc.func1` (new `*g` in RBX).
+    pub const GOROUTINE_QUEUED: &str = "goroutine_queued";
+    /// After a `CALL runtime.newproc1`, or on its `RET`s (new `*g` in RAX).
+    pub const GOROUTINE_CREATED: &str = "goroutine_created";
+    /// `runtime.gdestroy` or `runtime.goexit0`.
+    pub const GOROUTINE_DESTROYED: &str = "goroutine_destroyed";
+    /// `runtime.gopark`.
+    pub const GOROUTINE_PARKED: &str = "goroutine_parked";
+    /// `runtime.exit`.
+    pub const PROCESS_EXITING: &str = "process_exiting";
+    /// `time.startTimer` (before Go 1.23).
+    pub const TICKER_STARTED: &str = "ticker_started";
+    /// `time.newTimer`'s entry (Go 1.23+).
+    pub const TICKER_CREATING: &str = "ticker_creating";
+    /// `time.newTimer`'s returns (Go 1.23+).
+    pub const TICKER_CREATED: &str = "ticker_created";
+    /// `time.stopTimer`.
+    pub const TICKER_STOPPED: &str = "ticker_stopped";
+    /// `time.resetTimer` or `time.modTimer`.
+    pub const TICKER_RESET: &str = "ticker_reset";
+
+    pub const ALL: &[&str] = &[
+        GOROUTINE_QUEUED,
+        GOROUTINE_CREATED,
+        GOROUTINE_DESTROYED,
+        GOROUTINE_PARKED,
+        PROCESS_EXITING,
+        TICKER_STARTED,
+        TICKER_CREATING,
+        TICKER_CREATED,
+        TICKER_STOPPED,
+        TICKER_RESET,
+    ];
+}
+
+/// The maps.
+pub mod map {
+    /// `*g` address → [`GoroutineRecord`](crate::GoroutineRecord).
+    pub const GOROUTINES: &str = "GOROUTINES";
+    /// [`SiteKey`](crate::SiteKey) → per-CPU [`SiteCounters`](crate::SiteCounters).
+    pub const SITES: &str = "SITES";
+    /// Creation stacks, by stack id.
+    pub const STACKS: &str = "STACKS";
+    /// `*time.Ticker` address → [`TickerRecord`](crate::TickerRecord).
+    pub const TICKERS: &str = "TICKERS";
+    /// Tickers between `newTimer`'s entry and return, by creating goroutine.
+    pub const PENDING_TICKERS: &str = "PENDING_TICKERS";
+    /// Per-CPU event counters, indexed by [`counter`](crate::counter).
+    pub const COUNTERS: &str = "COUNTERS";
+    /// Ring buffer of [`ExitNotice`](crate::ExitNotice)s.
+    pub const EXIT_NOTICES: &str = "EXIT_NOTICES";
+
+    pub const ALL: &[&str] = &[
+        GOROUTINES,
+        SITES,
+        STACKS,
+        TICKERS,
+        PENDING_TICKERS,
+        COUNTERS,
+        EXIT_NOTICES,
+    ];
+}
+
+/// The read-only globals userspace sets before loading.
+pub mod global {
+    /// [`GoLayout`](crate::GoLayout).
+    pub const LAYOUT: &str = "LAYOUT";
+    /// [`TimerLayout`](crate::TimerLayout).
+    pub const TIMERS: &str = "TIMERS";
+    /// `u8`: non-zero to record goroutine creation stacks.
+    pub const GOROUTINE_STACKS: &str = "GOROUTINE_STACKS";
+    /// `u8`: non-zero to SIGSTOP the target in `runtime.exit`.
+    pub const STOP_AT_EXIT: &str = "STOP_AT_EXIT";
+
+    pub const ALL: &[&str] = &[LAYOUT, TIMERS, GOROUTINE_STACKS, STOP_AT_EXIT];
+}
 
 /// Byte offsets of the `runtime.g` fields the probes read, taken from the target's
 /// DWARF. Set as a global before the programs are loaded.
@@ -37,8 +121,6 @@ pub struct TickerRecord {
     /// 1 after `Stop`, 0 again after `Reset`.
     pub stopped: u8,
     pub _pad: [u8; 3],
-    pub resets: u32,
-    pub _pad2: u32,
 }
 
 /// A ticker being created (Go 1.23+): seen at `newTimer`'s entry, completed

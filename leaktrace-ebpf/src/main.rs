@@ -8,6 +8,9 @@
 //! result is handed on), one at destruction, and one per `runtime.gopark`,
 //! each on an instruction the kernel emulates where possible.
 //! All aggregation happens here; userspace only reads the maps.
+//!
+//! Every program, map and global is named exactly as in the library's
+//! `program`, `map` and `global` modules, which userspace uses.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
@@ -346,7 +349,6 @@ mod programs {
             unsafe {
                 (*record).period_ns = period;
                 (*record).stopped = 0;
-                (*record).resets += 1;
             }
         }
         0

@@ -78,12 +78,15 @@ impl FromStr for GoVersion {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildInfoError {
     /// No magic: not written by the Go linker.
+    #[error("no Go build info")]
     NotGo,
     /// The pre-1.18 layout.
+    #[error("the build info layout of Go before 1.18")]
     OlderThanGo118,
+    #[error(".go.buildinfo: corrupt {0}")]
     Corrupt(&'static str),
 }
 

@@ -5,68 +5,18 @@ use std::{borrow::Cow, collections::HashMap};
 
 use gimli::{AttributeValue, EndianSlice, LittleEndian};
 
-use super::elf::section_data;
+use crate::{elf::section_data, runtime_layout::GLayout};
 
-/// Where the `runtime.g` fields leaktrace reads sit in the struct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GLayout {
-    pub goid: u64,
-    pub gopc: u64,
-    pub startpc: u64,
-    pub atomicstatus: u64,
-    pub waitreason: u64,
-    pub waitsince: u64,
-    /// Go 1.21+.
-    pub parent_goid: Option<u64>,
-    /// `sched.pc`, `sched.sp` and `sched.bp`: where a goroutine that is not
-    /// running stopped, to unwind its current stack.
-    pub sched_pc: u64,
-    pub sched_sp: u64,
-    pub sched_bp: u64,
-    /// `g.waiting`: the sudogs of the channel operations it is blocked in;
-    /// with `sudog.c` and `sudog.waitlink`, which channels it waits on.
-    pub waiting: u64,
-    pub sudog_c: u64,
-    pub sudog_waitlink: u64,
-}
-
-impl GLayout {
-    /// Bytes of `runtime.g` to read to get every field above.
-    pub fn span(&self) -> usize {
-        let fields = [
-            self.goid,
-            self.gopc,
-            self.startpc,
-            self.atomicstatus,
-            self.waitreason,
-            self.waitsince,
-            self.parent_goid.unwrap_or(0),
-            self.sched_pc,
-            self.sched_sp,
-            self.sched_bp,
-            self.waiting,
-        ];
-        fields.iter().max().copied().unwrap_or(0) as usize + 8
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DwarfError {
     /// No `.debug_info` (built with `-ldflags=-w` or stripped).
+    #[error("the binary has no DWARF debug info")]
     Missing,
-    Malformed(String),
+    #[error("the binary's DWARF is malformed")]
+    Malformed(#[source] gimli::Error),
     /// `runtime.g`, or one of its required fields, is not described.
+    #[error("the binary's DWARF does not describe {0}")]
     NoRuntimeG(&'static str),
-}
-
-impl std::fmt::Display for DwarfError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Missing => write!(f, "the binary has no DWARF debug info"),
-            Self::Malformed(why) => write!(f, "the binary's DWARF is malformed: {why}"),
-            Self::NoRuntimeG(what) => write!(f, "the binary's DWARF does not describe {what}"),
-        }
-    }
 }
 
 /// Reads the layout of `runtime.g` from `file`'s DWARF sections.
@@ -85,8 +35,7 @@ pub fn read_g_layout_from<'a>(
     let load = |id: gimli::SectionId| -> Result<Cow<'a, [u8]>, gimli::Error> {
         Ok(section(id.name()).unwrap_or(Cow::Borrowed(&[])))
     };
-    let sections =
-        gimli::DwarfSections::load(load).map_err(|e| DwarfError::Malformed(e.to_string()))?;
+    let sections = gimli::DwarfSections::load(load).map_err(DwarfError::Malformed)?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
     let fields = struct_members(&dwarf, "runtime.g")?.ok_or(DwarfError::NoRuntimeG("runtime.g"))?;
     let sudog =
@@ -136,7 +85,7 @@ fn struct_members(
     dwarf: &Dwarf<'_>,
     name: &str,
 ) -> Result<Option<HashMap<String, u64>>, DwarfError> {
-    let malformed = |e: gimli::Error| DwarfError::Malformed(e.to_string());
+    let malformed = DwarfError::Malformed;
     let mut units = dwarf.units();
     while let Some(header) = units.next().map_err(malformed)? {
         let unit = dwarf.unit(header).map_err(malformed)?;

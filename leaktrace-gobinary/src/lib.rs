@@ -10,8 +10,9 @@ pub mod dwarf;
 pub mod elf;
 pub mod fuzz;
 mod known_runtimes;
-mod locate;
+pub mod locate;
 pub mod pclntab;
+pub mod runtime_layout;
 pub mod runtime_table;
 
 use std::path::{Path, PathBuf};
@@ -20,9 +21,10 @@ use object::{Object, ObjectSection};
 
 pub use buildinfo::GoVersion;
 use buildinfo::{BuildInfo, BuildInfoError};
-use dwarf::{DwarfError, GLayout};
+use dwarf::DwarfError;
 use elf::{ElfImage, section_data};
 use pclntab::Pclntab;
+pub use runtime_layout::GLayout;
 
 const PCDATA_INL_TREE_INDEX: usize = 2;
 const FUNCDATA_INL_TREE: usize = 3;
@@ -33,66 +35,56 @@ pub const OLDEST_SUPPORTED: GoVersion = GoVersion::new(1, 19, 0);
 /// The newest Go release leaktrace was tested with.
 pub const NEWEST_TESTED: GoVersion = GoVersion::new(1, 27, u32::MAX);
 
-/// Why a binary cannot be traced. Each message names the problem and what to do.
-#[derive(Debug)]
+/// Why a binary cannot be traced. Each message names the problem and what
+/// to do; the cause, where there is one, is the error's source.
+#[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
-    Unreadable(PathBuf, std::io::Error),
+    #[error("cannot read {}", .0.display())]
+    Unreadable(PathBuf, #[source] std::io::Error),
+    #[error("{} is not an ELF executable; leaktrace traces Go programs on Linux", .0.display())]
     NotElf(PathBuf),
+    #[error("{path} is built for {arch}; leaktrace supports x86-64 (amd64) binaries only", path = .0.display(), arch = .1)]
     WrongArchitecture(PathBuf, String),
+    #[error("{} is not a Go program (it has no Go build info); leaktrace traces Go binaries only", .0.display())]
     NotGo(PathBuf),
+    #[error(
+        "{path} was built with {version}, which is too old; rebuild it with Go {}.{} or newer",
+        OLDEST_SUPPORTED.major, OLDEST_SUPPORTED.minor, path = .0.display(), version = .1
+    )]
     TooOld(PathBuf, String),
     /// No DWARF, and the Go release is not in the generated table either.
+    #[error(
+        "{path} has no DWARF debug info and leaktrace has no table for its Go release ({version}); rebuild it without -ldflags=-w, or with a Go release leaktrace knows",
+        path = .0.display(), version = .1
+    )]
     NoLayout(PathBuf, String),
-    Corrupt(PathBuf, String),
+    #[error("{} looks like a Go binary but cannot be parsed", .0.display())]
+    Corrupt(PathBuf, #[source] Malformed),
+    #[error("cannot find {symbol} in {path}; rebuild it without -ldflags=\"-s\"", path = .0.display(), symbol = .1)]
     MissingRuntimeSymbol(PathBuf, &'static str),
 }
 
-impl std::fmt::Display for BinaryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unreadable(p, e) => write!(f, "cannot read {}: {e}", p.display()),
-            Self::NotElf(p) => write!(
-                f,
-                "{} is not an ELF executable; leaktrace traces Go programs on Linux",
-                p.display()
-            ),
-            Self::WrongArchitecture(p, arch) => write!(
-                f,
-                "{} is built for {arch}; leaktrace supports x86-64 (amd64) binaries only",
-                p.display()
-            ),
-            Self::NotGo(p) => write!(
-                f,
-                "{} is not a Go program (it has no Go build info); leaktrace traces Go binaries only",
-                p.display()
-            ),
-            Self::TooOld(p, v) => write!(
-                f,
-                "{} was built with {v}, which is too old; rebuild it with Go {}.{} or newer",
-                p.display(),
-                OLDEST_SUPPORTED.major,
-                OLDEST_SUPPORTED.minor
-            ),
-            Self::NoLayout(p, v) => write!(
-                f,
-                "{} has no DWARF debug info and leaktrace has no table for its Go release ({v}); rebuild it without -ldflags=-w, or with a Go release leaktrace knows",
-                p.display()
-            ),
-            Self::Corrupt(p, why) => write!(
-                f,
-                "{} looks like a Go binary but cannot be parsed: {why}",
-                p.display()
-            ),
-            Self::MissingRuntimeSymbol(p, s) => write!(
-                f,
-                "cannot find {s} in {}; rebuild it without -ldflags=\"-s\"",
-                p.display()
-            ),
-        }
-    }
+/// What is wrong inside a binary that looks like Go's.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    #[error(transparent)]
+    BuildInfo(BuildInfoError),
+    #[error(transparent)]
+    Pclntab(#[from] locate::LocateError),
+    #[error("no .text section")]
+    NoTextSection,
+    #[error("cannot find runtime.text")]
+    NoRuntimeText,
+    #[error(transparent)]
+    Dwarf(#[from] DwarfError),
 }
 
-impl std::error::Error for BinaryError {}
+/// Whether a function belongs to the Go runtime: package `runtime` or the
+/// runtime's internal packages (`internal/runtime/...`, Go 1.23+). One
+/// definition for placement, symbolization and verdicts alike.
+pub fn is_runtime_function(name: &str) -> bool {
+    name.starts_with("runtime.") || name.starts_with("internal/runtime/")
+}
 
 /// A function's code location.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,9 +131,16 @@ pub struct GoBinary {
 
 impl GoBinary {
     pub fn open(path: &Path) -> Result<Self, BinaryError> {
+        Self::open_as(path, path)
+    }
+
+    /// Reads the binary at `path` (e.g. `/proc/PID/exe`, which works across
+    /// mount namespaces) but names it `shown` (where it really lives) in
+    /// errors and in [`GoBinary::path`].
+    pub fn open_as(path: &Path, shown: &Path) -> Result<Self, BinaryError> {
         let data =
-            std::fs::read(path).map_err(|e| BinaryError::Unreadable(path.to_path_buf(), e))?;
-        Self::parse(path, data)
+            std::fs::read(path).map_err(|e| BinaryError::Unreadable(shown.to_path_buf(), e))?;
+        Self::parse(shown, data)
     }
 
     pub fn parse(path: &Path, data: Vec<u8>) -> Result<Self, BinaryError> {
@@ -158,8 +157,8 @@ impl GoBinary {
             Err(BuildInfoError::OlderThanGo118) => {
                 return Err(BinaryError::TooOld(p(), "a Go release before 1.18".into()));
             }
-            Err(BuildInfoError::Corrupt(what)) => {
-                return Err(BinaryError::Corrupt(p(), format!(".go.buildinfo: {what}")));
+            Err(corrupt @ BuildInfoError::Corrupt(_)) => {
+                return Err(BinaryError::Corrupt(p(), Malformed::BuildInfo(corrupt)));
             }
         };
         if build.version < OLDEST_SUPPORTED {
@@ -175,11 +174,11 @@ impl GoBinary {
         let text_section = file
             .section_by_name(".text")
             .map(|s| s.address())
-            .ok_or_else(|| BinaryError::Corrupt(p(), "no .text section".into()))?;
+            .ok_or_else(|| BinaryError::Corrupt(p(), Malformed::NoTextSection))?;
         let mut pclntab =
-            locate::pclntab(&file, &elf, &data).map_err(|e| BinaryError::Corrupt(p(), e))?;
+            locate::pclntab(&file, &elf, &data).map_err(|e| BinaryError::Corrupt(p(), e.into()))?;
         let text_start = locate::text_start(&pclntab, &elf, &data, text_section)
-            .ok_or_else(|| BinaryError::Corrupt(p(), "cannot find runtime.text".into()))?;
+            .ok_or_else(|| BinaryError::Corrupt(p(), Malformed::NoRuntimeText))?;
         pclntab.set_text_start(text_start);
         let mut warnings = Vec::new();
         let known = runtime_table::lookup(build.version);
@@ -197,7 +196,7 @@ impl GoBinary {
                 }
                 None => return Err(BinaryError::NoLayout(p(), build.version_text.clone())),
             },
-            Err(other) => return Err(BinaryError::Corrupt(p(), other.to_string())),
+            Err(other) => return Err(BinaryError::Corrupt(p(), other.into())),
         };
         if build.version > NEWEST_TESTED {
             warnings.push(format!(
@@ -410,7 +409,7 @@ impl GoBinary {
     pub fn is_wrapper(&self, pc: u64) -> bool {
         self.pclntab
             .func_for_pc(pc)
-            .is_some_and(|f| f.func_id != 0 && !f.name.starts_with("runtime."))
+            .is_some_and(|f| f.func_id != 0 && !is_runtime_function(&f.name))
     }
 
     /// The function a goroutine runs, given its `startpc`. `go f(x)` starts a
@@ -418,7 +417,7 @@ impl GoBinary {
     /// that calls `f`; like Go's tracebacks, leaktrace sees through it.
     pub fn goroutine_entry(&self, startpc: u64) -> Option<SourceLocation> {
         let func = self.pclntab.func_for_pc(startpc)?;
-        let wrapped = (func.func_id != 0 && !func.name.starts_with("runtime."))
+        let wrapped = (func.func_id != 0 && !is_runtime_function(&func.name))
             .then(|| self.wrapped_function(&func))
             .flatten();
         self.function_start(wrapped.map_or(startpc, |f| f.entry))
@@ -436,7 +435,7 @@ impl GoBinary {
         let direct = disasm::call_targets(self.code(function)?, wrapper.entry)
             .into_iter()
             .filter_map(|target| self.pclntab.func_for_pc(target))
-            .find(|f| !f.name.starts_with("runtime.") && f.entry != wrapper.entry);
+            .find(|f| !is_runtime_function(&f.name) && f.entry != wrapper.entry);
         if direct.is_some() {
             return direct;
         }

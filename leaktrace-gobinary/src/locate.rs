@@ -5,7 +5,19 @@
 
 use object::{Object, ObjectSection};
 
-use crate::{elf::ElfImage, elf::section_data, pclntab::Pclntab};
+use crate::{
+    elf::ElfImage,
+    elf::section_data,
+    pclntab::{Pclntab, PclntabError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error(transparent)]
+    Pclntab(#[from] PclntabError),
+    #[error("no pclntab (no .gopclntab section, runtime.pclntab symbol, or table header)")]
+    NotFound,
+}
 
 /// Every Go 1.17+ function with a stack check starts `cmp 16(r14), rsp`.
 const STACK_CHECK: [u8; 4] = [0x49, 0x3b, 0x66, 0x10];
@@ -19,10 +31,14 @@ const MAGICS: [[u8; 4]; 2] = [[0xf0, 0xff, 0xff, 0xff], [0xf1, 0xff, 0xff, 0xff]
 
 /// The pclntab: by section name, then by the linker's symbols, then by
 /// scanning the file for a header that parses and names `runtime.main`.
-pub fn pclntab(file: &object::File<'_>, elf: &ElfImage, data: &[u8]) -> Result<Pclntab, String> {
+pub fn pclntab(
+    file: &object::File<'_>,
+    elf: &ElfImage,
+    data: &[u8],
+) -> Result<Pclntab, LocateError> {
     for name in [".gopclntab", ".data.rel.ro.gopclntab"] {
         if let Some(bytes) = section_data(file, name) {
-            return Pclntab::parse(bytes.into_owned(), 0).map_err(|e| e.to_string());
+            return Ok(Pclntab::parse(bytes.into_owned(), 0)?);
         }
     }
     if let (Some(start), Some(end)) = (
@@ -40,7 +56,7 @@ pub fn pclntab(file: &object::File<'_>, elf: &ElfImage, data: &[u8]) -> Result<P
             .zip(to)
             .and_then(|(from, len)| data.get(from..from.checked_add(len)?))
         {
-            return Pclntab::parse(bytes.to_vec(), 0).map_err(|e| e.to_string());
+            return Ok(Pclntab::parse(bytes.to_vec(), 0)?);
         }
     }
     // Bound the work a file full of fake headers can cause.
@@ -63,7 +79,7 @@ pub fn pclntab(file: &object::File<'_>, elf: &ElfImage, data: &[u8]) -> Result<P
             }
         }
     }
-    Err("no pclntab (no .gopclntab section, runtime.pclntab symbol, or table header)".into())
+    Err(LocateError::NotFound)
 }
 
 /// The address of `runtime.text`: the first candidate under which Go

@@ -7,34 +7,20 @@
 //! as Go's own `debug/gosym` does. Every read is bounds-checked: malformed
 //! input yields `None` or an error, never a panic.
 
-use std::fmt;
-
 const MAGIC_GO118: u32 = 0xffff_fff0;
 const MAGIC_GO120: u32 = 0xffff_fff1;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PclntabError {
+    #[error(".gopclntab is truncated")]
     TooShort,
+    #[error(".gopclntab has magic {0:#x}, a layout from before Go 1.18")]
     UnknownMagic(u32),
+    #[error(".gopclntab: {0}")]
     Unsupported(&'static str),
+    #[error(".gopclntab is corrupt: {0}")]
     Corrupt(&'static str),
 }
-
-impl fmt::Display for PclntabError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooShort => write!(f, ".gopclntab is truncated"),
-            Self::UnknownMagic(m) => write!(
-                f,
-                ".gopclntab has magic {m:#x}, a layout from before Go 1.18"
-            ),
-            Self::Unsupported(what) => write!(f, ".gopclntab: {what}"),
-            Self::Corrupt(what) => write!(f, ".gopclntab is corrupt: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for PclntabError {}
 
 /// A function as the pclntab describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,10 +131,6 @@ impl Pclntab {
     /// Entry PCs are offsets from `runtime.text`; this sets where that is.
     pub fn set_text_start(&mut self, text_start: u64) {
         self.text_start = text_start;
-    }
-
-    pub fn text_start(&self) -> u64 {
-        self.text_start
     }
 
     /// The text start the linker wrote in the header (Go 1.18–1.25), if any.

@@ -4,6 +4,11 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::{
+    analysis::ignore::{ConfigError, IgnoreRules},
+    probes::Placement,
+};
+
 const AFTER_HELP: &str = "\
 Examples:
   sudo leaktrace -p 1234 --duration 30s
@@ -134,14 +139,15 @@ pub struct IgnoreArgs {
 }
 
 impl IgnoreArgs {
-    pub fn rules(&self) -> anyhow::Result<crate::ignore::IgnoreRules> {
-        let flags = crate::ignore::IgnoreRules {
+    /// The rules from the flags and the config file.
+    pub fn rules(&self) -> Result<IgnoreRules, ConfigError> {
+        let flags = IgnoreRules {
             functions: self.functions.clone(),
             top_functions: self.top_functions.clone(),
             creators: self.creators.clone(),
         };
         Ok(match &self.config {
-            Some(path) => crate::ignore::IgnoreRules::load(path)?.merge(flags),
+            Some(path) => IgnoreRules::load(path)?.merge(flags),
             None => flags,
         })
     }
@@ -160,12 +166,6 @@ pub struct ProbeArgs {
     /// for programs that start goroutines at very high rates.
     #[arg(long)]
     pub no_stacks: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Placement {
-    Emulated,
-    Naive,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `2h`, or a plain number of seconds.

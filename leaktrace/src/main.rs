@@ -1,33 +1,16 @@
-//! leaktrace: goroutine leak reports for unmodified Go programs, from eBPF uprobes.
-
-mod attach;
-mod cli;
-mod goroutines;
-mod ignore;
-mod launch;
-mod live_view;
-mod output;
-mod preflight;
-mod probes;
-mod procmem;
-mod report;
-mod run;
-mod target;
-mod tickers;
-mod timeline;
+//! leaktrace's command line; the work is in the library.
 
 use clap::Parser as _;
-
-/// Exit status when `--fail-on-leak` finds a leak.
-pub const EXIT_LEAKS_FOUND: i32 = 3;
-/// Exit status when leaktrace cannot trace.
-const EXIT_ERROR: i32 = 1;
+use leaktrace::{EXIT_ERROR, Error, cli, error::one_line, render, session};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == launch::TRAMPOLINE_ARG) {
-        let err = launch::trampoline(&args[2..]).unwrap_err();
-        output::note(format!("error: {err:#}"));
+    if args
+        .get(1)
+        .is_some_and(|a| a == session::launch::TRAMPOLINE_ARG)
+    {
+        let err = session::launch::trampoline(&args[2..]);
+        render::note(format!("error: {}", one_line(&err)));
         std::process::exit(127);
     }
     let cli = cli::Cli::parse();
@@ -36,14 +19,14 @@ fn main() {
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => fail(anyhow::anyhow!("cannot start: {e}")),
+        Err(e) => fail(Error::io("cannot start", e)),
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Some(cli::Command::Run(run)) => run::run(run).await,
+            Some(cli::Command::Run(run)) => session::run::run(run).await,
             None => {
                 let pid = cli.attach.pid.unwrap_or_default();
-                attach::attach(cli.attach, pid).await
+                session::attach::attach(cli.attach, pid).await
             }
         }
     });
@@ -54,7 +37,7 @@ fn main() {
 }
 
 /// Bad input and failures end in one line on stderr, never a backtrace.
-fn fail(error: anyhow::Error) -> ! {
-    output::note(format!("error: {error:#}"));
+fn fail(error: Error) -> ! {
+    render::note(format!("error: {}", one_line(&error)));
     std::process::exit(EXIT_ERROR);
 }

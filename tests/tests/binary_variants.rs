@@ -69,7 +69,7 @@ fn comparable(report: &Value) -> Vec<Value> {
             let mut s = s.clone();
             s.as_object_mut()
                 .unwrap()
-                .retain(|k, _| !matches!(k.as_str(), "blocked_for" | "goids"));
+                .retain(|k, _| !matches!(k.as_str(), "blocked_for" | "goids" | "parent_goids"));
             s
         })
         .collect();

@@ -484,7 +484,12 @@ fn the_text_report_reads_like_a_goroutine_dump() {
             [
                 "main.unclosedChannelLeak.func2()".to_string(),
                 format!("\t{}:{line}", file.display()),
-                "created by main.unclosedChannelLeak".to_string(),
+                // Go 1.21+ records the creating goroutine, as its tracebacks print.
+                if version == "1.19" {
+                    "created by main.unclosedChannelLeak".to_string()
+                } else {
+                    "created by main.unclosedChannelLeak in goroutine 1".to_string()
+                },
                 format!("\t{}:{line}", file.display()),
                 format!(
                     "blocked in main.unclosedChannelLeak.func2 ({}:{})",

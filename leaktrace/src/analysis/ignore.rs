@@ -11,10 +11,26 @@
 //!
 //! A name matches exactly, or as a prefix when it ends with `*`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {}: {}", .path.display(), .source.message())]
+    Parse {
+        path: PathBuf,
+        // The message above is the whole story; toml's Display adds a
+        // multi-line excerpt that does not fit on one line.
+        source: toml::de::Error,
+    },
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,15 +51,19 @@ struct ConfigFile {
 }
 
 impl IgnoreRules {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("config file {}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    fn parse(text: &str) -> anyhow::Result<Self> {
-        let config: ConfigFile =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        let config: ConfigFile = toml::from_str(text)?;
         Ok(config.ignore)
     }
 

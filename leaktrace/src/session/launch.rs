@@ -18,9 +18,27 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, bail};
-
 pub const TRAMPOLINE_ARG: &str = "__exec";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot start {0}: no such file or command in PATH")]
+    NotFound(String),
+    #[error("cannot start {}: it is not an executable file", .0.display())]
+    NotExecutable(PathBuf),
+    #[error("creating a pipe")]
+    Pipe(#[source] std::io::Error),
+    #[error("starting the command")]
+    Spawn(#[source] std::io::Error),
+    #[error("the command exited before it could be traced")]
+    ExitedEarly,
+    #[error("releasing the command")]
+    Release(#[source] std::io::Error),
+    #[error("usage: leaktrace __exec FD PATH ARGV0 [ARGS...]")]
+    TrampolineUsage,
+    #[error("cannot execute {}", .0.display())]
+    Exec(PathBuf, #[source] std::io::Error),
+}
 
 /// A command started but held before `exec` until [`HeldCommand::release`].
 pub struct HeldCommand {
@@ -30,7 +48,7 @@ pub struct HeldCommand {
 }
 
 impl HeldCommand {
-    pub fn spawn(path: &Path, argv: &[String]) -> anyhow::Result<Self> {
+    pub fn spawn(path: &Path, argv: &[String]) -> Result<Self, LaunchError> {
         let (read, write) = pipe()?;
         // The running image itself, even if its file was replaced since.
         let mut cmd = tokio::process::Command::new("/proc/self/exe");
@@ -38,11 +56,9 @@ impl HeldCommand {
             .arg(read.as_raw_fd().to_string())
             .arg(path)
             .args(argv);
-        let child = cmd.spawn().context("starting the command")?;
+        let child = cmd.spawn().map_err(LaunchError::Spawn)?;
         drop(read);
-        let pid = child
-            .id()
-            .context("the command exited before it could be traced")?;
+        let pid = child.id().ok_or(LaunchError::ExitedEarly)?;
         Ok(Self {
             child,
             pid,
@@ -51,25 +67,24 @@ impl HeldCommand {
     }
 
     /// Lets the held command `exec`.
-    pub fn release(mut self) -> anyhow::Result<tokio::process::Child> {
-        self.go.write_all(b"x").context("releasing the command")?;
+    pub fn release(mut self) -> Result<tokio::process::Child, LaunchError> {
+        self.go.write_all(b"x").map_err(LaunchError::Release)?;
         Ok(self.child)
     }
 }
 
 /// The trampoline's side; only returns on error.
-pub fn trampoline(args: &[OsString]) -> anyhow::Result<()> {
+pub fn trampoline(args: &[OsString]) -> LaunchError {
     let [fd, path, argv0, rest @ ..] = args else {
-        bail!("usage: leaktrace __exec FD PATH ARGV0 [ARGS...]")
+        return LaunchError::TrampolineUsage;
     };
-    let fd: i32 = fd
-        .to_str()
-        .and_then(|s| s.parse().ok())
-        .context("bad pipe fd")?;
+    let Some(fd) = fd.to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        return LaunchError::TrampolineUsage;
+    };
     // SAFETY: the parent passed us this descriptor, and nothing else owns it.
     let mut pipe = unsafe { File::from_raw_fd(fd) };
     let mut byte = [0u8; 1];
-    if pipe.read(&mut byte)? != 1 {
+    if !matches!(pipe.read(&mut byte), Ok(1)) {
         // The parent went away before tracing started: do not run untraced.
         std::process::exit(1);
     }
@@ -78,28 +93,28 @@ pub fn trampoline(args: &[OsString]) -> anyhow::Result<()> {
         .arg0(argv0)
         .args(rest)
         .exec();
-    Err(err).with_context(|| format!("cannot execute {}", Path::new(path).display()))
+    LaunchError::Exec(PathBuf::from(path), err)
 }
 
 /// A pipe whose read end survives `exec` (for the trampoline) and whose write
 /// end does not.
-fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
+fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     let mut fds = [0i32; 2];
     // SAFETY: fds is a valid 2-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("creating a pipe");
+        return Err(LaunchError::Pipe(std::io::Error::last_os_error()));
     }
     // SAFETY: pipe2 returned two fresh descriptors we now own.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: clearing FD_CLOEXEC on a descriptor we own.
     if unsafe { libc::fcntl(read.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("creating a pipe");
+        return Err(LaunchError::Pipe(std::io::Error::last_os_error()));
     }
     Ok((read, write))
 }
 
 /// Resolves CMD like a shell does: a name without `/` is looked up in PATH.
-pub fn resolve_command(command: &str) -> anyhow::Result<PathBuf> {
+pub fn resolve_command(command: &str) -> Result<PathBuf, LaunchError> {
     let found = if command.contains('/') {
         Some(PathBuf::from(command)).filter(|p| p.exists())
     } else {
@@ -111,11 +126,8 @@ pub fn resolve_command(command: &str) -> anyhow::Result<PathBuf> {
     };
     match found {
         Some(path) if is_executable(&path) => Ok(path),
-        Some(path) => bail!(
-            "cannot start {}: it is not an executable file",
-            path.display()
-        ),
-        None => bail!("cannot start {command}: no such file or command in PATH"),
+        Some(path) => Err(LaunchError::NotExecutable(path)),
+        None => Err(LaunchError::NotFound(command.to_string())),
     }
 }
 

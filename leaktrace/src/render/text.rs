@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::{BlockedFor, Mode, Report, SiteReport, TickerSite, TickerVerdict, TimeSource, Verdict};
-use crate::tickers::TimerSemantics;
+use crate::report::{
+    BlockedFor, Mode, Report, SiteReport, SourceLocation, TickerSite, TickerVerdict, TimeSource,
+    TimerSemantics, Verdict,
+};
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -116,24 +118,25 @@ fn write_site(out: &mut String, site: &SiteReport) {
     );
     let _ = writeln!(
         out,
-        "{}()\n\t{}:{}",
-        site.entry.function, site.entry.file, site.entry.line
+        "{}()\n\t{}",
+        site.entry.function,
+        file_line(&site.entry)
     );
     let _ = writeln!(
         out,
-        "created by {}\n\t{}:{}",
-        site.created_at.function, site.created_at.file, site.created_at.line
+        "created by {}{}\n\t{}",
+        site.created_at.function,
+        in_goroutines(&site.parent_goids),
+        file_line(&site.created_at)
     );
     if let Some(at) = &site.blocked_at {
-        let _ = writeln!(out, "blocked in {} ({}:{})", at.function, at.file, at.line);
+        let _ = writeln!(out, "blocked in {}", frame(at, Path::Full));
     }
     for ticker in &site.tickers {
         let _ = writeln!(
             out,
-            "receiving from the ticker created at {} ({}:{})",
-            ticker.function,
-            short_file(&ticker.file),
-            ticker.line
+            "receiving from the ticker created at {}",
+            frame(ticker, Path::Short)
         );
     }
     let mut observed = format!(
@@ -157,7 +160,7 @@ fn write_site(out: &mut String, site: &SiteReport) {
             .frames
             .iter()
             .take(STACK_FRAMES_SHOWN)
-            .map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line))
+            .map(|f| frame(f, Path::Short))
             .collect();
         let more = if stack.frames.len() > STACK_FRAMES_SHOWN {
             " ← ..."
@@ -189,7 +192,7 @@ fn write_ticker(out: &mut String, ticker: &TickerSite) {
     };
     let _ = writeln!(out, "{}: {what}", ticker.verdict.as_str());
     let at = &ticker.created_at;
-    let _ = writeln!(out, "created at {}\n\t{}:{}", at.function, at.file, at.line);
+    let _ = writeln!(out, "created at {}\n\t{}", at.function, file_line(at));
     if ticker.live > 0 && ticker.stopped > 0 {
         let _ = writeln!(out, "{} more stopped", ticker.stopped);
     }
@@ -197,7 +200,7 @@ fn write_ticker(out: &mut String, ticker: &TickerSite) {
         let from: Vec<String> = ticker
             .receivers
             .iter()
-            .map(|r| format!("{} ({}:{})", r.function, short_file(&r.file), r.line))
+            .map(|r| frame(r, Path::Short))
             .collect();
         let _ = writeln!(
             out,
@@ -209,6 +212,42 @@ fn write_ticker(out: &mut String, ticker: &TickerSite) {
     }
     if ticker.referenced > 0 {
         let _ = writeln!(out, "{} referenced by a global variable", ticker.referenced);
+    }
+}
+
+/// How much of a file's path a one-line frame shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The whole path: where the user is sent to look.
+    Full,
+    /// The last two elements: enough to recognise a file in a list of frames.
+    Short,
+}
+
+/// `main.handle (app/main.go:21)`: a frame on one line.
+pub fn frame(at: &SourceLocation, path: Path) -> String {
+    let file = match path {
+        Path::Full => at.file.as_str(),
+        Path::Short => short_file(&at.file),
+    };
+    format!("{} ({file}:{})", at.function, at.line)
+}
+
+/// `/src/app/main.go:21`, as the second line of a frame in Go's goroutine dump.
+pub fn file_line(at: &SourceLocation) -> String {
+    format!("{}:{}", at.file, at.line)
+}
+
+/// ` in goroutine 1`, as Go 1.21+ tracebacks name the creator; several
+/// creators are listed; none known (Go < 1.21), nothing.
+fn in_goroutines(parents: &[u64]) -> String {
+    match parents {
+        [] => String::new(),
+        [one] => format!(" in goroutine {one}"),
+        many => {
+            let ids: Vec<String> = many.iter().map(u64::to_string).collect();
+            format!(" in goroutines {}", ids.join(", "))
+        }
     }
 }
 
@@ -276,6 +315,28 @@ fn plural(n: u64, word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creators_are_named_like_go_tracebacks() {
+        assert_eq!(in_goroutines(&[]), "");
+        assert_eq!(in_goroutines(&[1]), " in goroutine 1");
+        assert_eq!(in_goroutines(&[1, 7]), " in goroutines 1, 7");
+    }
+
+    #[test]
+    fn frames_on_one_line() {
+        let at = SourceLocation {
+            function: "main.handle".into(),
+            file: "/src/app/cmd/main.go".into(),
+            line: 21,
+        };
+        assert_eq!(frame(&at, Path::Short), "main.handle (cmd/main.go:21)");
+        assert_eq!(
+            frame(&at, Path::Full),
+            "main.handle (/src/app/cmd/main.go:21)"
+        );
+        assert_eq!(file_line(&at), "/src/app/cmd/main.go:21");
+    }
 
     #[test]
     fn short_files_keep_the_package_directory() {

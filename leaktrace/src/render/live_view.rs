@@ -3,12 +3,8 @@
 
 use std::io::Write as _;
 
-use leaktrace_gobinary::GoBinary;
-
-use crate::{
-    report::{Interval, interval, text},
-    timeline::Timeline,
-};
+use super::text;
+use crate::report::Interval;
 
 /// Sites shown in the live view.
 const SITES_SHOWN: usize = 5;
@@ -24,11 +20,8 @@ impl LiveView {
         Self { pid, lines: 0 }
     }
 
-    pub fn draw(&mut self, binary: &GoBinary, load_bias: u64, timeline: &Timeline) {
-        let Some(interval) = interval(binary, load_bias, timeline) else {
-            return;
-        };
-        let lines = render(self.pid, &interval);
+    pub fn draw(&mut self, interval: &Interval) {
+        let lines = render(self.pid, interval);
         let mut out = String::new();
         if self.lines > 0 {
             out += &format!("\x1b[{}A", self.lines);
@@ -60,12 +53,10 @@ fn render(pid: u32, interval: &Interval) -> Vec<String> {
     )];
     for site in interval.sites.iter().take(SITES_SHOWN) {
         lines.push(format!(
-            "  {:>+6}  {:>7} live  {} ({}:{})",
+            "  {:>+6}  {:>7} live  {}",
             site.change,
             site.live,
-            site.created_at.function,
-            site.created_at.file,
-            site.created_at.line
+            text::frame(&site.created_at, text::Path::Full)
         ));
     }
     lines
@@ -73,10 +64,8 @@ fn render(pid: u32, interval: &Interval) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use leaktrace_gobinary::SourceLocation;
-
     use super::*;
-    use crate::report::IntervalSite;
+    use crate::report::{IntervalSite, SourceLocation};
 
     #[test]
     fn renders_rates_and_growing_sites() {

@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::bail;
-
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_PTRACE: u32 = 19;
 const CAP_PERFMON: u32 = 38;
@@ -12,24 +10,40 @@ const CAP_BPF: u32 = 39;
 
 const UPROBE_PMU: &str = "/sys/bus/event_source/devices/uprobe";
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreflightError {
+    #[error(
+        "this kernel has no uprobe support (no uprobe PMU in /sys/bus/event_source/devices); \
+         leaktrace needs a Linux kernel built with CONFIG_UPROBE_EVENTS"
+    )]
+    NoUprobes,
+    #[error(
+        "missing privileges: leaktrace needs {} to load eBPF uprobes{}; run it as root (sudo leaktrace ...) \
+         or grant them with: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep $(which leaktrace)",
+        .missing.join(" and "),
+        if *.need_ptrace { " and read the target's memory" } else { "" }
+    )]
+    MissingCapabilities {
+        missing: Vec<&'static str>,
+        need_ptrace: bool,
+    },
+}
+
 /// The kernel registers a "uprobe" PMU when built with CONFIG_UPROBE_EVENTS.
-pub fn check_kernel() -> anyhow::Result<()> {
+pub fn check_kernel() -> Result<(), PreflightError> {
     check_uprobe_pmu(Path::new(UPROBE_PMU))
 }
 
-fn check_uprobe_pmu(pmu: &Path) -> anyhow::Result<()> {
+fn check_uprobe_pmu(pmu: &Path) -> Result<(), PreflightError> {
     if !pmu.exists() {
-        bail!(
-            "this kernel has no uprobe support (no uprobe PMU in /sys/bus/event_source/devices); \
-             leaktrace needs a Linux kernel built with CONFIG_UPROBE_EVENTS"
-        );
+        return Err(PreflightError::NoUprobes);
     }
     Ok(())
 }
 
 /// Loading eBPF needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN on older
 /// kernels); reading another user's process needs CAP_SYS_PTRACE.
-pub fn check_capabilities(need_ptrace: bool) -> anyhow::Result<()> {
+pub fn check_capabilities(need_ptrace: bool) -> Result<(), PreflightError> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let effective = effective_capabilities(&status);
     let has = |cap: u32| effective & (1 << cap) != 0;
@@ -46,16 +60,10 @@ pub fn check_capabilities(need_ptrace: bool) -> anyhow::Result<()> {
         missing.push("CAP_SYS_PTRACE");
     }
     if !missing.is_empty() {
-        bail!(
-            "missing privileges: leaktrace needs {} to load eBPF uprobes{}; run it as root (sudo leaktrace ...) \
-             or grant them with: sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep $(which leaktrace)",
-            missing.join(" and "),
-            if need_ptrace {
-                " and read the target's memory"
-            } else {
-                ""
-            },
-        );
+        return Err(PreflightError::MissingCapabilities {
+            missing,
+            need_ptrace,
+        });
     }
     Ok(())
 }

@@ -1,53 +1,6 @@
 //! The rule that turns what was observed at a site into a verdict.
 
-use serde::Serialize;
-
-use super::{Mode, Origin, SiteReport};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Goroutines the program started and never ended: at exit (`run`), or
-    /// piling up blocked while observed (`-p`).
-    Leak,
-    /// `-p` only: goroutines blocked longer than `--stuck-after`, but the site
-    /// did not grow while observed. Long-lived by design, or an old leak.
-    Suspect,
-    /// Nothing from this site is left, or nothing looks stuck.
-    Ok,
-    /// Alive, but started by the standard library (signal handling, net/http
-    /// internals); not counted as the program's leak.
-    Library,
-    /// The runtime's own goroutines; shown only with `--all`.
-    Runtime,
-    /// Matched an ignore rule (`--ignore-*`, `--config`); shown only with `--all`.
-    Ignored,
-}
-
-impl Verdict {
-    /// Order in the report: the worst first.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::Leak => 0,
-            Self::Suspect => 1,
-            Self::Library => 2,
-            Self::Ok => 3,
-            Self::Ignored => 4,
-            Self::Runtime => 5,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Leak => "leak",
-            Self::Suspect => "suspect",
-            Self::Ok => "ok",
-            Self::Library => "library",
-            Self::Runtime => "runtime",
-            Self::Ignored => "ignored",
-        }
-    }
-}
+use crate::report::{Mode, Origin, SiteReport, Verdict};
 
 /// The `-p` mode thresholds, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +51,7 @@ mod tests {
     use leaktrace_gobinary::SourceLocation;
 
     use super::*;
-    use crate::report::{BlockedFor, TimeSource};
+    use crate::report::{BlockedFor, TimeSource, Trend};
 
     fn site(
         origin: Origin,
@@ -131,6 +84,7 @@ mod tests {
             origin,
             verdict: Verdict::Ok,
             goids: vec![],
+            parent_goids: vec![],
         }
     }
 
@@ -166,7 +120,7 @@ mod tests {
     #[test]
     fn attach_mode_growth_must_be_rising_and_reach_the_minimum() {
         let mut s = site(Origin::Program, 9, 4, 0, Some(20));
-        s.trend = Some(crate::timeline::Trend {
+        s.trend = Some(Trend {
             live: vec![5, 9, 5, 9],
             rising: false,
         });
@@ -175,7 +129,7 @@ mod tests {
             Verdict::Suspect,
             "churn is not growth"
         );
-        s.trend = Some(crate::timeline::Trend {
+        s.trend = Some(Trend {
             live: vec![5, 6, 8, 9],
             rising: true,
         });

@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 
-use leaktrace_ebpf::{SiteCounters, SiteKey};
+use leaktrace_ebpf::SiteKey;
 
-use crate::probes::EventCounts;
+use crate::{
+    probes::SiteCounts,
+    report::{EventCounts, Trend},
+};
 
 /// Samples kept at most; older ones are thinned out, keeping the first.
 const MAX_SAMPLES: usize = 512;
@@ -14,7 +17,7 @@ const MAX_SAMPLES: usize = 512;
 pub struct Sample {
     pub elapsed_ns: u64,
     pub events: EventCounts,
-    pub sites: HashMap<SiteKey, SiteCounters>,
+    pub sites: SiteCounts,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -22,16 +25,6 @@ pub struct Timeline {
     /// Goroutines of each site alive at the attach.
     baseline: HashMap<SiteKey, u64>,
     samples: Vec<Sample>,
-}
-
-/// How a site's live count moved over the window.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Trend {
-    /// Live count at each sample, first to last (at most [`MAX_TREND_POINTS`]).
-    pub live: Vec<i64>,
-    /// It ended higher than it started, and rose in at least as many sampling
-    /// intervals as it fell.
-    pub rising: bool,
 }
 
 /// Points of a trend in the report.
@@ -114,6 +107,8 @@ fn thin(values: &[i64], n: usize) -> Vec<i64> {
 
 #[cfg(test)]
 mod tests {
+    use leaktrace_ebpf::SiteCounters;
+
     use super::*;
 
     fn sample(at: u64, created: u64, exited: u64) -> Sample {

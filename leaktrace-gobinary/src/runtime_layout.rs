@@ -1,0 +1,56 @@
+//! What leaktrace reads of the Go runtime's own data structures: where the
+//! fields sit (from DWARF, or from the generated table of known releases).
+
+use crate::GoVersion;
+
+/// Where the `runtime.g` fields leaktrace reads sit in the struct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GLayout {
+    pub goid: u64,
+    pub gopc: u64,
+    pub startpc: u64,
+    pub atomicstatus: u64,
+    pub waitreason: u64,
+    pub waitsince: u64,
+    /// Go 1.21+.
+    pub parent_goid: Option<u64>,
+    /// `sched.pc`, `sched.sp` and `sched.bp`: where a goroutine that is not
+    /// running stopped, to unwind its current stack.
+    pub sched_pc: u64,
+    pub sched_sp: u64,
+    pub sched_bp: u64,
+    /// `g.waiting`: the sudogs of the channel operations it is blocked in;
+    /// with `sudog.c` and `sudog.waitlink`, which channels it waits on.
+    pub waiting: u64,
+    pub sudog_c: u64,
+    pub sudog_waitlink: u64,
+}
+
+impl GLayout {
+    /// Bytes of `runtime.g` to read to get every field above.
+    pub fn span(&self) -> usize {
+        let fields = [
+            self.goid,
+            self.gopc,
+            self.startpc,
+            self.atomicstatus,
+            self.waitreason,
+            self.waitsince,
+            self.parent_goid.unwrap_or(0),
+            self.sched_pc,
+            self.sched_sp,
+            self.sched_bp,
+            self.waiting,
+        ];
+        fields.iter().max().copied().unwrap_or(0) as usize + 8
+    }
+}
+
+/// One Go release's runtime, as far as leaktrace needs it, for binaries
+/// without DWARF (see `runtime_table`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownRuntime {
+    pub version: GoVersion,
+    pub g: GLayout,
+    pub wait_reasons: &'static [&'static str],
+}

@@ -1,0 +1,427 @@
+//! What was observed becomes a [`Report`]: goroutines grouped by the `go`
+//! statement that created them (then by creation stack), tickers by the line
+//! that created them, each with a verdict.
+//!
+//! The input is plain data ([`Observation`]) and the binary is reached
+//! through [`Symbols`], so all of this runs in unit tests on synthetic data.
+
+pub mod ignore;
+pub mod interval;
+pub mod symbols;
+pub mod tickers;
+pub mod timeline;
+pub mod verdict;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use leaktrace_ebpf::SiteKey;
+use leaktrace_gobinary::{SourceLocation, is_runtime_function};
+
+use crate::{
+    probes::{SiteCounts, StackId, TrackedGoroutine, TrackedTicker},
+    process::{
+        Snapshot,
+        goroutines::{GStatus, Goroutine},
+        tickers::TickerMemory,
+    },
+    report::{
+        BlockedFor, CreationStack, EventCounts, Mode, Origin, Report, SCHEMA_VERSION, SiteReport,
+        TargetInfo, TimeSource, TimerSemantics, Verdict,
+    },
+};
+use ignore::IgnoreRules;
+use symbols::unknown;
+pub use symbols::{Symbolizer, Symbols};
+use timeline::Timeline;
+use verdict::Thresholds;
+
+/// Goroutine IDs listed per site.
+pub const MAX_GOIDS: usize = 10;
+/// Distinct creation stacks listed per site.
+pub const MAX_STACKS: usize = 10;
+/// Frames kept per creation stack.
+pub const MAX_STACK_FRAMES: usize = 32;
+/// Where every coroutine goroutine (`iter.Pull`, Go 1.23+) starts.
+const COROUTINE_START: &str = "runtime.corostart";
+
+/// Everything the probes and the memory reads saw, as plain data.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub mode: Mode,
+    pub target: TargetInfo,
+    pub observed_ns: u64,
+    pub exit_code: Option<i32>,
+    /// The target's goroutines at the end, with their current stacks and the
+    /// channels they wait on, if they could be read.
+    pub snapshot: Option<Snapshot>,
+    pub sites: SiteCounts,
+    /// The kernel's goroutine table, by `*g` address.
+    pub goroutines: HashMap<u64, TrackedGoroutine>,
+    /// Tickers created while observed, by `*time.Ticker` address.
+    pub tickers: HashMap<u64, TrackedTicker>,
+    pub ticker_memory: TickerMemory,
+    /// Creation stacks (run-time return addresses, innermost first).
+    pub stacks: HashMap<StackId, Vec<u64>>,
+    pub timeline: Option<Timeline>,
+    pub events: EventCounts,
+    pub timer_semantics: TimerSemantics,
+}
+
+/// How to judge: the user's thresholds and ignore rules.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub thresholds: Thresholds,
+    pub ignore: IgnoreRules,
+    /// Keep the runtime's and ignored sites in the report (`--all`).
+    pub include_all: bool,
+}
+
+/// Turns an observation into the report.
+pub fn analyse(observation: &Observation, symbols: &Symbolizer<'_>, policy: &Policy) -> Report {
+    Analysis {
+        observation,
+        symbols,
+        policy,
+    }
+    .report()
+}
+
+/// Per-site tallies that become lists once every goroutine is counted.
+#[derive(Default)]
+struct Tally {
+    stacks: HashMap<StackId, u64>,
+    blocked_at: HashMap<u64, u64>,
+    parents: BTreeSet<u64>,
+    /// Tickers whose channels its goroutines wait on.
+    tickers: Vec<u64>,
+}
+
+/// Per ticker: how many goroutines wait on its channel, and their sites.
+type Receivers = HashMap<u64, (u64, Vec<SiteKey>)>;
+
+struct Analysis<'a> {
+    observation: &'a Observation,
+    symbols: &'a Symbolizer<'a>,
+    policy: &'a Policy,
+}
+
+impl Analysis<'_> {
+    fn report(&self) -> Report {
+        let obs = self.observation;
+        let mut receivers: Receivers = HashMap::new();
+        let mut by_site: HashMap<SiteKey, (SiteReport, Tally)> = HashMap::new();
+        for (&key, counters) in &obs.sites {
+            let (site, _) = self.site(&mut by_site, key);
+            site.created = counters.created;
+            site.exited = counters.exited;
+            site.exited_preexisting = counters.exited_preexisting;
+        }
+        match &obs.snapshot {
+            Some(snapshot) => self.count_live(snapshot, &mut by_site, &mut receivers),
+            None => {
+                // The process is gone: what was created and not destroyed is what lived.
+                for tracked in obs.goroutines.values() {
+                    let (site, tally) = self.site(&mut by_site, tracked.site);
+                    site.live += 1;
+                    site.goids.push(tracked.goid);
+                    tally.parents.extend(tracked.parent_goid);
+                    if let Some(stack) = tracked.creation_stack {
+                        *tally.stacks.entry(stack).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let tickers = tickers::ticker_sites(self, &receivers, &by_site);
+        let mut goroutines: Vec<SiteReport> = by_site
+            .into_iter()
+            .map(|(key, (site, tally))| self.finish_site(key, site, tally))
+            .filter(|site| {
+                self.policy.include_all
+                    || !matches!(site.verdict, Verdict::Runtime | Verdict::Ignored)
+            })
+            .collect();
+        goroutines.sort_by(|a, b| {
+            (
+                a.verdict.rank(),
+                b.live,
+                b.created,
+                &a.created_at.file,
+                a.created_at.line,
+            )
+                .cmp(&(
+                    b.verdict.rank(),
+                    a.live,
+                    a.created,
+                    &b.created_at.file,
+                    b.created_at.line,
+                ))
+        });
+        Report {
+            schema_version: SCHEMA_VERSION,
+            mode: obs.mode,
+            target: obs.target.clone(),
+            observed_ns: obs.observed_ns,
+            exit_code: obs.exit_code,
+            snapshot: obs.snapshot.is_some(),
+            dropped: obs.events.dropped(),
+            events: obs.events,
+            goroutines,
+            timer_semantics: obs.timer_semantics.clone(),
+            tickers,
+        }
+    }
+
+    /// Counts each goroutine of the snapshot at its site.
+    fn count_live(
+        &self,
+        snapshot: &Snapshot,
+        by_site: &mut HashMap<SiteKey, (SiteReport, Tally)>,
+        receivers: &mut Receivers,
+    ) {
+        let obs = self.observation;
+        let ticker_of_channel: HashMap<u64, u64> = obs
+            .ticker_memory
+            .channels
+            .iter()
+            .map(|(&ticker, &channel)| (channel, ticker))
+            .collect();
+        for g in &snapshot.goroutines {
+            let tracked = obs.goroutines.get(&g.g).filter(|t| t.goid == g.goid);
+            let blocked = blocked_for(g, tracked, snapshot.now_ns);
+            let state = self.state_name(g);
+            let top = snapshot
+                .current_stacks
+                .get(&g.g)
+                .and_then(|stack| self.symbols.first_outside_runtime(stack));
+            let key = site_of(g);
+            let (site, tally) = self.site(by_site, key);
+            site.live += 1;
+            *site.states.entry(state).or_default() += 1;
+            site.blocked_for = longest(site.blocked_for, blocked);
+            site.goids.push(g.goid);
+            tally
+                .parents
+                .extend(g.parent_goid.or(tracked.and_then(|t| t.parent_goid)));
+            if let Some(stack) = tracked.and_then(|t| t.creation_stack) {
+                *tally.stacks.entry(stack).or_default() += 1;
+            }
+            if let Some(pc) = top {
+                *tally.blocked_at.entry(pc).or_default() += 1;
+            }
+            let channels = snapshot
+                .waiting_channels
+                .get(&g.g)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for ticker in channels.iter().filter_map(|c| ticker_of_channel.get(c)) {
+                tally.tickers.push(*ticker);
+                let (count, sites) = receivers.entry(*ticker).or_default();
+                *count += 1;
+                sites.push(key);
+            }
+        }
+    }
+
+    fn finish_site(&self, key: SiteKey, mut site: SiteReport, tally: Tally) -> SiteReport {
+        let obs = self.observation;
+        for ticker in &tally.tickers {
+            let at = obs
+                .tickers
+                .get(ticker)
+                .map(|t| tickers::ticker_site(self, t.creation_stack));
+            if let Some(at) = at.filter(|at| !site.tickers.contains(at)) {
+                site.tickers.push(at);
+            }
+        }
+        site.goids.sort_unstable();
+        site.goids.truncate(MAX_GOIDS);
+        site.parent_goids = tally.parents.into_iter().take(MAX_GOIDS).collect();
+        site.stacks = self.creation_stacks(tally.stacks, is_runtime_function);
+        if site.entry.function == COROUTINE_START {
+            site.origin = self.coroutine_origin(&site.stacks);
+        }
+        site.blocked_at = most_common(tally.blocked_at).and_then(|pc| self.symbols.call_site(pc));
+        site.trend = obs.timeline.as_ref().and_then(|t| t.trend(&key));
+        site.verdict = verdict::judge(obs.mode, &site, &self.policy.thresholds);
+        let top = site.blocked_at.as_ref().map(|l| l.function.as_str());
+        if site.origin != Origin::Runtime
+            && self
+                .policy
+                .ignore
+                .ignores(&site.entry.function, top, &site.created_at.function)
+        {
+            site.verdict = Verdict::Ignored;
+        }
+        site
+    }
+
+    fn site<'m>(
+        &self,
+        sites: &'m mut HashMap<SiteKey, (SiteReport, Tally)>,
+        key: SiteKey,
+    ) -> (&'m mut SiteReport, &'m mut Tally) {
+        let (site, tally) = sites.entry(key).or_insert_with(|| {
+            let created_at = self
+                .symbols
+                .call_site(key.gopc)
+                .unwrap_or_else(|| unknown(key.gopc));
+            let entry = self
+                .symbols
+                .goroutine_entry(key.startpc)
+                .unwrap_or_else(|| unknown(key.startpc));
+            let site = SiteReport {
+                origin: self.origin(&created_at, &entry),
+                entry,
+                created_at,
+                live: 0,
+                created: 0,
+                exited: 0,
+                exited_preexisting: 0,
+                states: BTreeMap::new(),
+                blocked_for: None,
+                blocked_at: None,
+                stacks: Vec::new(),
+                trend: None,
+                tickers: Vec::new(),
+                verdict: Verdict::Ok,
+                goids: Vec::new(),
+                parent_goids: Vec::new(),
+            };
+            (site, Tally::default())
+        });
+        (site, tally)
+    }
+
+    /// Symbolized creation stacks, most common first, from the first frame
+    /// `skip` does not match (for goroutines: past newproc and its system-stack
+    /// closure; for tickers: past package time too), without the runtime's
+    /// frames at the bottom (runtime.main, goexit), which say nothing.
+    fn creation_stacks(
+        &self,
+        counts: HashMap<StackId, u64>,
+        skip: fn(&str) -> bool,
+    ) -> Vec<CreationStack> {
+        let mut stacks: Vec<CreationStack> = counts
+            .into_iter()
+            .filter_map(|(id, count)| {
+                let mut frames: Vec<SourceLocation> = self
+                    .creation_frames(id)?
+                    .skip_while(|f| skip(&f.function))
+                    .take(MAX_STACK_FRAMES)
+                    .collect();
+                while frames
+                    .last()
+                    .is_some_and(|f| is_runtime_function(&f.function))
+                {
+                    frames.pop();
+                }
+                (!frames.is_empty()).then_some(CreationStack { count, frames })
+            })
+            .collect();
+        stacks.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.frames.len().cmp(&b.frames.len()))
+        });
+        stacks.truncate(MAX_STACKS);
+        stacks
+    }
+
+    /// The frames of a creation stack, past the probe's own instruction.
+    fn creation_frames(&self, id: StackId) -> Option<impl Iterator<Item = SourceLocation> + '_> {
+        let stack = self.observation.stacks.get(&id)?;
+        Some(
+            self.symbols
+                .stack_frames(stack.get(1..).unwrap_or_default()),
+        )
+    }
+
+    fn origin(&self, created_at: &SourceLocation, entry: &SourceLocation) -> Origin {
+        // Like the runtime's isSystemGoroutine: what runs runtime code, except
+        // main and coroutines.
+        let runtime_entry =
+            is_runtime_function(&entry.function) && entry.function != COROUTINE_START;
+        if runtime_entry || is_runtime_function(&created_at.function) {
+            return Origin::Runtime;
+        }
+        if self.symbols.symbols().is_standard_library(created_at) {
+            Origin::StandardLibrary
+        } else {
+            Origin::Program
+        }
+    }
+
+    /// A coroutine's `go` statement is always in `iter.Pull`; it belongs to
+    /// the program when the program called `iter.Pull`.
+    fn coroutine_origin(&self, stacks: &[CreationStack]) -> Origin {
+        let symbols = self.symbols.symbols();
+        let from_program =
+            |stack: &CreationStack| stack.frames.iter().any(|f| !symbols.is_standard_library(f));
+        if !stacks.is_empty() && stacks.iter().all(from_program) {
+            Origin::Program
+        } else {
+            Origin::StandardLibrary
+        }
+    }
+
+    fn state_name(&self, g: &Goroutine) -> String {
+        match g.status {
+            GStatus::Waiting | GStatus::Leaked => self
+                .symbols
+                .symbols()
+                .wait_reason(g.wait_reason)
+                .map(str::to_string)
+                .unwrap_or_else(|| g.status.name().to_string()),
+            other => other.name().to_string(),
+        }
+    }
+}
+
+fn site_of(g: &Goroutine) -> SiteKey {
+    SiteKey {
+        gopc: g.gopc,
+        startpc: g.startpc,
+    }
+}
+
+/// How long `g` has been blocked, as of `now_ns` (CLOCK_MONOTONIC): exactly,
+/// if the park probe saw it block; else the runtime's lower bound.
+fn blocked_for(
+    g: &Goroutine,
+    tracked: Option<&TrackedGoroutine>,
+    now_ns: u64,
+) -> Option<BlockedFor> {
+    if !g.status.is_blocked() {
+        return None;
+    }
+    let parked = tracked
+        .and_then(|t| t.last_park)
+        .filter(|_| g.status != GStatus::Syscall);
+    if let Some(park) = parked {
+        return Some(BlockedFor {
+            longest_ns: now_ns.saturating_sub(park.at_ns),
+            source: TimeSource::Exact,
+        });
+    }
+    (g.wait_since_ns > 0).then(|| BlockedFor {
+        longest_ns: now_ns.saturating_sub(g.wait_since_ns as u64),
+        source: TimeSource::Runtime,
+    })
+}
+
+fn most_common(counts: HashMap<u64, u64>) -> Option<u64> {
+    counts
+        .into_iter()
+        .max_by_key(|&(pc, n)| (n, std::cmp::Reverse(pc)))
+        .map(|(pc, _)| pc)
+}
+
+fn longest(a: Option<BlockedFor>, b: Option<BlockedFor>) -> Option<BlockedFor> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.longest_ns > a.longest_ns { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests;

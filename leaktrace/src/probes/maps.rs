@@ -1,0 +1,346 @@
+//! Typed access to the kernel's maps. The kernel's records use sentinels
+//! (`created_ns == 0` for a goroutine seeded from memory, [`NO_STACK`],
+//! `parked_ns == 0`); they are turned into `Option`s here, at the boundary,
+//! and go no further.
+
+use std::collections::HashMap;
+
+use aya::maps::{
+    HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf,
+    StackTraceMap,
+};
+use leaktrace_ebpf::{
+    ExitNotice, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, TickerRecord, counter, map,
+};
+
+use super::{ProbeError, Probes};
+use crate::report::EventCounts;
+
+const BPF_NOEXIST: u64 = 1;
+
+/// A creation stack in the kernel's stack table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StackId(pub u32);
+
+impl StackId {
+    fn from_raw(raw: i32) -> Option<Self> {
+        (raw != NO_STACK).then(|| u32::try_from(raw).ok().map(Self))?
+    }
+}
+
+/// A goroutine's last `runtime.gopark`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Park {
+    /// CLOCK_MONOTONIC ns.
+    pub at_ns: u64,
+    /// The `waitReason` it passed.
+    pub reason: u8,
+}
+
+/// A goroutine the kernel's table tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackedGoroutine {
+    pub goid: u64,
+    /// Go 1.21+.
+    pub parent_goid: Option<u64>,
+    pub site: SiteKey,
+    /// When the probes saw it created (CLOCK_MONOTONIC ns); `None` for one
+    /// that existed before the attach, seeded from memory.
+    pub created_ns: Option<u64>,
+    pub last_park: Option<Park>,
+    pub creation_stack: Option<StackId>,
+}
+
+impl TrackedGoroutine {
+    pub fn is_seeded(&self) -> bool {
+        self.created_ns.is_none()
+    }
+}
+
+impl From<GoroutineRecord> for TrackedGoroutine {
+    fn from(r: GoroutineRecord) -> Self {
+        Self {
+            goid: r.goid,
+            parent_goid: (r.parent_goid != 0).then_some(r.parent_goid),
+            site: SiteKey {
+                gopc: r.gopc,
+                startpc: r.startpc,
+            },
+            created_ns: (r.created_ns != 0).then_some(r.created_ns),
+            last_park: (r.parked_ns != 0).then_some(Park {
+                at_ns: r.parked_ns,
+                reason: r.park_reason,
+            }),
+            creation_stack: StackId::from_raw(r.stack_id),
+        }
+    }
+}
+
+/// A goroutine that existed before the attach, to be added to the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seed {
+    /// Its `runtime.g` address, the table's key.
+    pub g: u64,
+    pub goid: u64,
+    pub parent_goid: Option<u64>,
+    pub site: SiteKey,
+    pub wait_reason: u8,
+}
+
+impl From<Seed> for GoroutineRecord {
+    fn from(s: Seed) -> Self {
+        Self {
+            goid: s.goid,
+            parent_goid: s.parent_goid.unwrap_or(0),
+            gopc: s.site.gopc,
+            startpc: s.site.startpc,
+            // The kernel's mark for "older than the attach".
+            created_ns: 0,
+            parked_ns: 0,
+            park_reason: s.wait_reason,
+            _pad: [0; 3],
+            stack_id: NO_STACK,
+        }
+    }
+}
+
+/// A ticker created while attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackedTicker {
+    pub period_ns: i64,
+    pub created_ns: u64,
+    pub creation_stack: Option<StackId>,
+    pub stopped: bool,
+}
+
+impl From<TickerRecord> for TrackedTicker {
+    fn from(r: TickerRecord) -> Self {
+        Self {
+            period_ns: r.period_ns,
+            created_ns: r.created_ns,
+            creation_stack: StackId::from_raw(r.stack_id),
+            stopped: r.stopped != 0,
+        }
+    }
+}
+
+/// Per creation site counters, summed over CPUs.
+pub type SiteCounts = HashMap<SiteKey, SiteCounters>;
+
+impl Probes {
+    pub fn event_counts(&self) -> Result<EventCounts, ProbeError> {
+        let counters: PerCpuArray<&MapData, u64> = typed(self.map(map::COUNTERS)?)?;
+        let sum = |index: u32| -> u64 {
+            counters
+                .get(&index, 0)
+                .map(|v| v.iter().fold(0u64, |a, &c| a.saturating_add(c)))
+                .unwrap_or(0)
+        };
+        Ok(EventCounts {
+            created: sum(counter::CREATED),
+            exited: sum(counter::EXITED),
+            parked: sum(counter::PARKED),
+            dropped_goroutine_table_full: sum(counter::DROPPED_GOROUTINE_TABLE_FULL),
+            dropped_site_table_full: sum(counter::DROPPED_SITE_TABLE_FULL),
+            dropped_read_fault: sum(counter::DROPPED_READ_FAULT),
+            dropped_exit_notice: sum(counter::DROPPED_EXIT_NOTICE),
+            dropped_stack: sum(counter::DROPPED_STACK),
+            dropped_ticker_table_full: sum(counter::DROPPED_TICKER_TABLE_FULL),
+        })
+    }
+
+    pub fn site_counts(&self) -> Result<SiteCounts, ProbeError> {
+        let sites: PerCpuHashMap<&MapData, SiteKey, SiteCounters> = typed(self.map(map::SITES)?)?;
+        let mut counts = HashMap::new();
+        for entry in sites.iter() {
+            let (site, per_cpu) = entry.map_err(|e| ProbeError::ReadMap(Box::new(e)))?;
+            let total = per_cpu
+                .iter()
+                .fold(SiteCounters::default(), |a, c| SiteCounters {
+                    created: a.created.saturating_add(c.created),
+                    exited: a.exited.saturating_add(c.exited),
+                    exited_preexisting: a.exited_preexisting.saturating_add(c.exited_preexisting),
+                });
+            counts.insert(site, total);
+        }
+        Ok(counts)
+    }
+
+    /// The goroutines in the kernel's table, by `*g` address.
+    pub fn goroutines(&self) -> Result<HashMap<u64, TrackedGoroutine>, ProbeError> {
+        let table: BpfHashMap<&MapData, u64, GoroutineRecord> = typed(self.map(map::GOROUTINES)?)?;
+        // An entry deleted while iterating is skipped, not an error worth failing for.
+        Ok(table
+            .iter()
+            .flatten()
+            .map(|(g, record)| (g, record.into()))
+            .collect())
+    }
+
+    /// Adds goroutines that existed before the attach to the kernel's table,
+    /// so the exit and park probes track them like new ones. Never replaces a
+    /// record the probes made. Returns how many were added.
+    pub fn seed(&mut self, seeds: impl IntoIterator<Item = Seed>) -> Result<usize, ProbeError> {
+        let mut table: BpfHashMap<&mut MapData, u64, GoroutineRecord> =
+            typed(self.map_mut(map::GOROUTINES)?)?;
+        let mut added = 0;
+        for seed in seeds {
+            if table
+                .insert(seed.g, GoroutineRecord::from(seed), BPF_NOEXIST)
+                .is_ok()
+            {
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Removes seeded records of goroutines (`*g`, goid) that turned out to be gone.
+    pub fn unseed(&mut self, gone: &[(u64, u64)]) -> Result<(), ProbeError> {
+        let mut table: BpfHashMap<&mut MapData, u64, GoroutineRecord> =
+            typed(self.map_mut(map::GOROUTINES)?)?;
+        for &(g, goid) in gone {
+            let seeded = table
+                .get(&g, 0)
+                .is_ok_and(|r| r.goid == goid && TrackedGoroutine::from(r).is_seeded());
+            if seeded {
+                let _ = table.remove(&g);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every ticker created while attached, by `*time.Ticker` address.
+    pub fn tickers(&self) -> Result<HashMap<u64, TrackedTicker>, ProbeError> {
+        let table: BpfHashMap<&MapData, u64, TickerRecord> = typed(self.map(map::TICKERS)?)?;
+        Ok(table
+            .iter()
+            .flatten()
+            .map(|(t, record)| (t, record.into()))
+            .collect())
+    }
+
+    /// The return addresses of these creation stacks, innermost first.
+    pub fn stacks(
+        &self,
+        ids: impl IntoIterator<Item = StackId>,
+    ) -> Result<HashMap<StackId, Vec<u64>>, ProbeError> {
+        let table: StackTraceMap<&MapData> = typed(self.map(map::STACKS)?)?;
+        let mut stacks = HashMap::new();
+        for id in ids {
+            if stacks.contains_key(&id) {
+                continue;
+            }
+            // A stack evicted by a hash collision is simply not shown.
+            if let Ok(trace) = table.get(&id.0, 0) {
+                stacks.insert(id, trace.frames().iter().map(|f| f.ip).collect());
+            }
+        }
+        Ok(stacks)
+    }
+
+    /// The ring buffer the exit probe writes to; taken once.
+    pub fn take_exit_notices(&mut self) -> Result<ExitNotices, ProbeError> {
+        let ring = self
+            .ebpf
+            .take_map(map::EXIT_NOTICES)
+            .ok_or(ProbeError::MissingMap(map::EXIT_NOTICES))?;
+        Ok(ExitNotices(typed(ring)?))
+    }
+}
+
+/// Notices the exit probe sends when the target enters `runtime.exit`.
+pub struct ExitNotices(pub RingBuf<MapData>);
+
+impl std::os::fd::AsRawFd for ExitNotices {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl ExitNotices {
+    /// The exit code of the next `runtime.exit` of process `pid`, if any.
+    pub fn next_exit_code(&mut self, pid: u32) -> Option<i32> {
+        while let Some(item) = self.0.next() {
+            if item.len() < size_of::<ExitNotice>() {
+                continue;
+            }
+            // SAFETY: the probe wrote an ExitNotice; read_unaligned copes with alignment.
+            let notice: ExitNotice = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            if notice.tgid == pid {
+                return Some(notice.code);
+            }
+        }
+        None
+    }
+}
+
+fn typed<M, T>(map: M) -> Result<T, ProbeError>
+where
+    T: TryFrom<M, Error = MapError>,
+{
+    T::try_from(map).map_err(|e| ProbeError::ReadMap(Box::new(e)))
+}
+
+impl Probes {
+    fn map(&self, name: &'static str) -> Result<&Map, ProbeError> {
+        self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut Map, ProbeError> {
+        self.ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_sentinels_become_options() {
+        let seeded = TrackedGoroutine::from(GoroutineRecord::from(Seed {
+            g: 0xc000,
+            goid: 5,
+            parent_goid: None,
+            site: SiteKey {
+                gopc: 1,
+                startpc: 2,
+            },
+            wait_reason: 14,
+        }));
+        assert_eq!(
+            seeded,
+            TrackedGoroutine {
+                goid: 5,
+                parent_goid: None,
+                site: SiteKey {
+                    gopc: 1,
+                    startpc: 2
+                },
+                created_ns: None,
+                last_park: None,
+                creation_stack: None,
+            }
+        );
+        assert!(seeded.is_seeded());
+        let created = TrackedGoroutine::from(GoroutineRecord {
+            goid: 6,
+            parent_goid: 1,
+            created_ns: 100,
+            parked_ns: 200,
+            park_reason: 9,
+            stack_id: 3,
+            ..Default::default()
+        });
+        assert_eq!(created.created_ns, Some(100));
+        assert_eq!(created.parent_goid, Some(1));
+        assert_eq!(
+            created.last_park,
+            Some(Park {
+                at_ns: 200,
+                reason: 9
+            })
+        );
+        assert_eq!(created.creation_stack, Some(StackId(3)));
+    }
+}

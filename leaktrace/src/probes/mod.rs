@@ -1,0 +1,242 @@
+//! The eBPF side of a session: where the probes go ([`plan`], a pure
+//! function of the binary), loading and attaching them to one process, and
+//! reading what they aggregated ([`maps`]).
+//!
+//! Every probe is a perf-event link owned by the loaded [`Ebpf`]; dropping
+//! [`Probes`] (or leaktrace dying, which closes the descriptors) removes them
+//! all from the target.
+
+pub mod maps;
+pub mod plan;
+
+use std::{num::NonZeroU32, path::Path};
+
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    programs::{
+        ProgramError, UProbe,
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
+    },
+};
+use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, TimerLayout, global};
+use leaktrace_gobinary::GoBinary;
+
+pub use maps::{ExitNotices, Park, Seed, SiteCounts, StackId, TrackedGoroutine, TrackedTicker};
+pub use plan::{Placement, PlacementError, ProbePoint};
+
+/// Before Go 1.23: `Ticker{C <-chan Time; r runtimeTimer}`, and
+/// `runtimeTimer{pp uintptr; when int64; period int64; ...}` (Go 1.19–1.22).
+const PRE_GO123_TICKER_TIMER_FIELD: u64 = 8;
+const PRE_GO123_RUNTIME_TIMER_PERIOD: u64 = 16;
+
+static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("loading the eBPF programs")]
+    Load(#[source] Box<EbpfError>),
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("loading eBPF program {program}")]
+    LoadProgram {
+        program: &'static str,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error("{function}+{offset:#x} is not backed by the file")]
+    NotInFile { function: String, offset: u64 },
+    #[error("attaching a uprobe to {function}+{offset:#x} in {}", .target.display())]
+    Attach {
+        function: String,
+        offset: u64,
+        target: std::path::PathBuf,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("invalid pid 0")]
+    NoPid,
+    #[error("reading an eBPF map")]
+    ReadMap(#[source] Box<aya::maps::MapError>),
+}
+
+/// Whether to freeze the target when it calls `runtime.exit`, so that its
+/// goroutines can be read before they are gone. Only `leaktrace run` does this:
+/// it is the target's parent, so nobody else sees the stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtExit {
+    Stop,
+    Continue,
+}
+
+/// What the loaded programs do, fixed before load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub at_exit: AtExit,
+    /// Record goroutine creation stacks (about 1 µs per goroutine).
+    pub creation_stacks: bool,
+}
+
+pub struct Probes {
+    ebpf: Ebpf,
+    links: Vec<(&'static str, UProbeLinkId)>,
+}
+
+impl Probes {
+    /// Loads the programs, specialised for `binary`'s runtime layout.
+    pub fn load(binary: &GoBinary, settings: Settings) -> Result<Self, ProbeError> {
+        let g = &binary.g_layout;
+        let layout = GoLayout {
+            g_goid: g.goid,
+            g_gopc: g.gopc,
+            g_startpc: g.startpc,
+            g_parent_goid: g.parent_goid.unwrap_or(FIELD_ABSENT),
+        };
+        let timers = TimerLayout {
+            ticker_from_timer: if binary.function(plan::NEW_TIMER).is_some() {
+                0
+            } else {
+                PRE_GO123_TICKER_TIMER_FIELD
+            },
+            runtime_timer_period: PRE_GO123_RUNTIME_TIMER_PERIOD,
+        };
+        let stop_at_exit = u8::from(settings.at_exit == AtExit::Stop);
+        let ebpf = EbpfLoader::new()
+            .override_global(global::LAYOUT, &layout, true)
+            .override_global(global::STOP_AT_EXIT, &stop_at_exit, true)
+            .override_global(global::TIMERS, &timers, true)
+            .override_global(
+                global::GOROUTINE_STACKS,
+                &u8::from(settings.creation_stacks),
+                true,
+            )
+            .load(EBPF_OBJECT)
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
+        Ok(Self {
+            ebpf,
+            links: Vec::new(),
+        })
+    }
+
+    /// Attaches every probe of `points` to process `pid`, whose executable is
+    /// reachable at `target` (for a running process, `/proc/PID/exe`).
+    pub fn attach(
+        &mut self,
+        binary: &GoBinary,
+        points: &[ProbePoint],
+        target: &Path,
+        pid: u32,
+    ) -> Result<(), ProbeError> {
+        let pid = NonZeroU32::new(pid).ok_or(ProbeError::NoPid)?;
+        let mut loaded: Vec<&'static str> = Vec::new();
+        for point in points {
+            let program = point.program;
+            let uprobe: &mut UProbe = self
+                .ebpf
+                .program_mut(program)
+                .ok_or(ProbeError::MissingProgram(program))?
+                .try_into()
+                .map_err(|source| ProbeError::LoadProgram {
+                    program,
+                    source: Box::new(source),
+                })?;
+            if !loaded.contains(&program) {
+                uprobe.load().map_err(|source| ProbeError::LoadProgram {
+                    program,
+                    source: Box::new(source),
+                })?;
+                loaded.push(program);
+            }
+            let not_in_file = || ProbeError::NotInFile {
+                function: point.function.clone(),
+                offset: point.offset,
+            };
+            let file_offset = binary
+                .function(&point.function)
+                .and_then(|f| f.address.checked_add(point.offset))
+                .and_then(|address| binary.file_offset(address))
+                .ok_or_else(not_in_file)?;
+            let link = uprobe
+                .attach(
+                    UProbeAttachLocation::AbsoluteOffset(file_offset),
+                    target,
+                    UProbeScope::OneProcess(pid),
+                )
+                .map_err(|source| ProbeError::Attach {
+                    function: point.function.clone(),
+                    offset: point.offset,
+                    target: target.to_path_buf(),
+                    source: Box::new(source),
+                })?;
+            self.links.push((program, link));
+        }
+        Ok(())
+    }
+
+    /// Removes every probe from the target. Each uprobe removal waits for an
+    /// RCU grace period in the kernel (~0.1 s here), so they are removed
+    /// concurrently rather than one after another as a plain drop would.
+    pub fn detach(mut self) {
+        let mut links = Vec::new();
+        for (program, id) in std::mem::take(&mut self.links) {
+            let uprobe: Option<&mut UProbe> = self
+                .ebpf
+                .program_mut(program)
+                .and_then(|p| p.try_into().ok());
+            if let Some(link) = uprobe.and_then(|u| u.take_link(id).ok()) {
+                links.push(link);
+            }
+        }
+        std::thread::scope(|scope| {
+            for link in links {
+                scope.spawn(move || drop(link));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use leaktrace_ebpf::{global, map, program};
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+    use super::EBPF_OBJECT;
+
+    /// The names userspace uses are exactly those the kernel side defines.
+    #[test]
+    fn the_object_defines_every_shared_name_and_no_other() {
+        let object = object::File::parse(EBPF_OBJECT).expect("the eBPF object parses");
+        let in_section = |wanted: &dyn Fn(&str) -> bool| -> BTreeSet<String> {
+            object
+                .symbols()
+                .filter(|s| {
+                    s.section_index()
+                        .and_then(|i| object.section_by_index(i).ok())
+                        .and_then(|section| section.name().ok().map(wanted))
+                        .unwrap_or(false)
+                })
+                .filter_map(|s| s.name().ok().map(str::to_string))
+                .filter(|name| !name.is_empty() && !name.starts_with('.'))
+                .collect()
+        };
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            in_section(&|section| section.starts_with("uprobe")),
+            names(program::ALL)
+        );
+        assert_eq!(in_section(&|section| section == "maps"), names(map::ALL));
+        let globals = in_section(&|section| section.starts_with(".rodata"));
+        for name in global::ALL {
+            assert!(
+                globals.contains(*name),
+                "{name} is not in .rodata: {globals:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Where each probe goes in a binary: a pure function of the binary, decided
+//! by decoding the runtime's machine code. See the README's "How it works".
+
+use leaktrace_ebpf::program;
+use leaktrace_gobinary::{Function, GoBinary, disasm};
+
+/// Go 1.23+: `time.newTimer` (the runtime's, linknamed) makes every timer and ticker.
+pub const NEW_TIMER: &str = "time.newTimer";
+
+/// Where probes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// On instructions the kernel emulates instead of single-stepping:
+    /// several times cheaper per hit.
+    Emulated,
+    /// Function entries and `newproc1`'s RETs, as other eBPF Go tracers place
+    /// them; for comparing costs.
+    Naive,
+}
+
+/// One uprobe: which program, in which function, at which offset from its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePoint {
+    pub program: &'static str,
+    pub function: String,
+    pub offset: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    #[error("{} has no function {function}; is it a Go program?", .binary.display())]
+    MissingFunction {
+        binary: std::path::PathBuf,
+        function: &'static str,
+    },
+    #[error("the code of {function} is not in {}", .binary.display())]
+    NoCode {
+        binary: std::path::PathBuf,
+        function: String,
+    },
+    #[error("found no return instruction in runtime.newproc1")]
+    NoReturn,
+}
+
+/// Every probe for this binary.
+pub fn probe_points(
+    binary: &GoBinary,
+    placement: Placement,
+) -> Result<Vec<ProbePoint>, PlacementError> {
+    let mut points = match placement {
+        Placement::Emulated => creation_points(binary)?,
+        Placement::Naive => return_points(binary)?,
+    };
+    let destroy_fn = if binary.function("runtime.gdestroy").is_some() {
+        "runtime.gdestroy"
+    } else {
+        "runtime.goexit0"
+    };
+    for (program, function) in [
+        (program::GOROUTINE_DESTROYED, destroy_fn),
+        (program::GOROUTINE_PARKED, "runtime.gopark"),
+    ] {
+        let f = required(binary, function)?;
+        points.push(ProbePoint {
+            program,
+            function: function.to_string(),
+            offset: entry_offset(binary, function, f, placement)?,
+        });
+    }
+    points.extend(ticker_points(binary, placement)?);
+    // Assembly without a prologue, run once. The symbol table calls it
+    // `runtime.exit.abi0`, the pclntab `runtime.exit`.
+    let exit_fn = if binary.function("runtime.exit.abi0").is_some() {
+        "runtime.exit.abi0"
+    } else {
+        "runtime.exit"
+    };
+    required(binary, exit_fn)?;
+    points.push(ProbePoint {
+        program: program::PROCESS_EXITING,
+        function: exit_fn.to_string(),
+        offset: 0,
+    });
+    Ok(points)
+}
+
+/// The first prologue instruction the kernel emulates, or the entry (naive).
+fn entry_offset(
+    binary: &GoBinary,
+    name: &str,
+    function: Function,
+    placement: Placement,
+) -> Result<u64, PlacementError> {
+    Ok(match placement {
+        Placement::Emulated => {
+            disasm::entry_probe_offset(code(binary, name, function)?, function.address)
+        }
+        Placement::Naive => 0,
+    })
+}
+
+/// Where tickers are made, stopped and reset. A program that links no timer
+/// functions gets none. NewTicker itself may be inlined, so the runtime's
+/// timer functions underneath it are probed: `time.newTimer` (entry and
+/// returns, Go 1.23+) or `time.startTimer` (before), `time.stopTimer`, and
+/// `time.resetTimer` (Go 1.23+) or `time.modTimer` (before).
+fn ticker_points(
+    binary: &GoBinary,
+    placement: Placement,
+) -> Result<Vec<ProbePoint>, PlacementError> {
+    let point = |program: &'static str, function: &str, offset: u64| ProbePoint {
+        program,
+        function: function.to_string(),
+        offset,
+    };
+    let mut points = Vec::new();
+    if let Some(new_timer) = binary.function(NEW_TIMER) {
+        points.push(point(
+            program::TICKER_CREATING,
+            NEW_TIMER,
+            entry_offset(binary, NEW_TIMER, new_timer, placement)?,
+        ));
+        let code = code(binary, NEW_TIMER, new_timer)?;
+        for offset in disasm::return_offsets(code, new_timer.address) {
+            points.push(point(program::TICKER_CREATED, NEW_TIMER, offset));
+        }
+    } else if let Some(start) = binary.function("time.startTimer") {
+        points.push(point(
+            program::TICKER_STARTED,
+            "time.startTimer",
+            entry_offset(binary, "time.startTimer", start, placement)?,
+        ));
+    }
+    if let Some(stop) = binary.function("time.stopTimer") {
+        points.push(point(
+            program::TICKER_STOPPED,
+            "time.stopTimer",
+            entry_offset(binary, "time.stopTimer", stop, placement)?,
+        ));
+    }
+    if let Some((name, reset)) = ["time.resetTimer", "time.modTimer"]
+        .iter()
+        .find_map(|n| binary.function(n).map(|f| (*n, f)))
+    {
+        points.push(point(
+            program::TICKER_RESET,
+            name,
+            entry_offset(binary, name, reset, placement)?,
+        ));
+    }
+    Ok(points)
+}
+
+/// Where to read each new goroutine: in every runtime function that calls
+/// `runtime.newproc1`, after the call. `runtime.newproc.func1` (every `go`
+/// statement) passes the result in RBX to a `CALL runtime.runqput`, which the
+/// kernel emulates; other callers (coroutines, synctest) are probed on the
+/// instruction after the call, with the result in RAX. If no caller is found,
+/// newproc1's own `RET`s are probed. Never a uretprobe.
+fn creation_points(binary: &GoBinary) -> Result<Vec<ProbePoint>, PlacementError> {
+    let newproc1 = required(binary, "runtime.newproc1")?;
+    let runqput = binary.function("runtime.runqput").map(|f| f.address);
+    let mut points = Vec::new();
+    for (function, caller) in binary.callers(newproc1.address, "runtime.") {
+        let code = code(binary, &function, caller)?;
+        for (_, after) in disasm::calls_to(code, caller.address, newproc1.address) {
+            let point = match runqput
+                .and_then(|q| disasm::result_passed_in_rbx(code, caller.address, after, q))
+            {
+                Some(offset) => ProbePoint {
+                    program: program::GOROUTINE_QUEUED,
+                    function: function.clone(),
+                    offset,
+                },
+                None => ProbePoint {
+                    program: program::GOROUTINE_CREATED,
+                    function: function.clone(),
+                    offset: after,
+                },
+            };
+            points.push(point);
+        }
+    }
+    if points.is_empty() {
+        return return_points(binary);
+    }
+    Ok(points)
+}
+
+/// Every `RET` of `runtime.newproc1`, with the new goroutine in RAX.
+fn return_points(binary: &GoBinary) -> Result<Vec<ProbePoint>, PlacementError> {
+    let newproc1 = required(binary, "runtime.newproc1")?;
+    let returns = disasm::return_offsets(
+        code(binary, "runtime.newproc1", newproc1)?,
+        newproc1.address,
+    );
+    if returns.is_empty() {
+        return Err(PlacementError::NoReturn);
+    }
+    Ok(returns
+        .into_iter()
+        .map(|offset| ProbePoint {
+            program: program::GOROUTINE_CREATED,
+            function: "runtime.newproc1".to_string(),
+            offset,
+        })
+        .collect())
+}
+
+fn required(binary: &GoBinary, function: &'static str) -> Result<Function, PlacementError> {
+    binary
+        .function(function)
+        .ok_or_else(|| PlacementError::MissingFunction {
+            binary: binary.path.clone(),
+            function,
+        })
+}
+
+fn code<'b>(
+    binary: &'b GoBinary,
+    name: &str,
+    function: Function,
+) -> Result<&'b [u8], PlacementError> {
+    binary.code(function).ok_or_else(|| PlacementError::NoCode {
+        binary: binary.path.clone(),
+        function: name.to_string(),
+    })
+}

@@ -1,0 +1,116 @@
+//! Reading (never writing) a process's memory. Everything that decodes the
+//! target's data goes through [`Memory`], so it can be tested on synthetic
+//! memory ([`Regions`]) as well as on a live process ([`ProcMem`]).
+
+use std::{collections::BTreeMap, fs::File, io, os::unix::fs::FileExt};
+
+/// A read of the target's memory failed: unmapped, or the process is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {len} bytes at {address:#x}")]
+pub struct MemoryError {
+    pub address: u64,
+    pub len: usize,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Read-only access to an address space.
+pub trait Memory {
+    /// Fills `buf` from `address`, whole or not at all.
+    fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), MemoryError>;
+
+    fn read_u64(&self, address: u64) -> Result<u64, MemoryError> {
+        let mut buf = [0u8; 8];
+        self.read(address, &mut buf)?;
+        Ok(u64::from_le_bytes(buf))
+    }
+}
+
+/// A live process's memory, through `/proc/PID/mem`, opened read-only.
+pub struct ProcMem {
+    mem: File,
+}
+
+impl ProcMem {
+    /// Opens it once; the descriptor stays tied to the address space it was
+    /// opened on, so open it after the target has `exec`ed.
+    pub fn open(pid: u32) -> io::Result<Self> {
+        Ok(Self {
+            mem: File::open(format!("/proc/{pid}/mem"))?,
+        })
+    }
+}
+
+impl Memory for ProcMem {
+    fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.mem
+            .read_exact_at(buf, address)
+            .map_err(|source| MemoryError {
+                address,
+                len: buf.len(),
+                source,
+            })
+    }
+}
+
+/// Synthetic memory: byte regions at fixed addresses. Reads that leave a
+/// region fail, as unmapped memory does.
+#[derive(Debug, Default, Clone)]
+pub struct Regions {
+    regions: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Regions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Maps `bytes` at `address`.
+    pub fn map(&mut self, address: u64, bytes: Vec<u8>) -> &mut Self {
+        self.regions.insert(address, bytes);
+        self
+    }
+
+    /// Maps little-endian words at `address`.
+    pub fn map_words(&mut self, address: u64, words: &[u64]) -> &mut Self {
+        self.map(
+            address,
+            words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        )
+    }
+}
+
+impl Memory for Regions {
+    fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let unmapped = || MemoryError {
+            address,
+            len: buf.len(),
+            source: io::Error::from(io::ErrorKind::UnexpectedEof),
+        };
+        let (&start, bytes) = self
+            .regions
+            .range(..=address)
+            .next_back()
+            .ok_or_else(unmapped)?;
+        let from = usize::try_from(address - start).map_err(|_| unmapped())?;
+        let to = from.checked_add(buf.len()).ok_or_else(unmapped)?;
+        let source = bytes.get(from..to).ok_or_else(unmapped)?;
+        buf.copy_from_slice(source);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_read_inside_and_fail_outside() {
+        let mut mem = Regions::new();
+        mem.map_words(0x1000, &[7, 8]);
+        assert_eq!(mem.read_u64(0x1008).unwrap(), 8);
+        assert!(mem.read_u64(0x1009).is_err(), "crosses the end");
+        assert!(mem.read_u64(0xff8).is_err(), "before the region");
+        assert!(mem.read_u64(u64::MAX).is_err());
+    }
+}

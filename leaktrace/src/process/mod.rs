@@ -1,0 +1,357 @@
+//! The traced process, read-only: where its executable is, how far it was
+//! loaded from its link-time addresses, and what its memory says about its
+//! goroutines and tickers. What leaktrace knows about the *binary* stays in
+//! [`GoBinary`]; this module only adds the running image, reached through
+//! [`Memory`].
+
+pub mod goroutines;
+pub mod memory;
+pub mod tickers;
+
+use std::{
+    collections::{HashMap, HashSet},
+    io,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use leaktrace_gobinary::{BinaryError, GLayout, GoBinary};
+
+use goroutines::{AllgsError, Goroutine};
+pub use memory::{Memory, MemoryError, ProcMem};
+use tickers::TickerMemory;
+
+/// How long to wait for a SIGSTOP to take hold of every thread.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("no process with PID {0}; check the PID (is the process still running?)")]
+    NoSuchProcess(u32),
+    #[error(
+        "cannot read /proc/{0}/exe: permission denied; leaktrace needs CAP_SYS_PTRACE to trace another user's process (run it with sudo)"
+    )]
+    ExecutableHidden(u32),
+    #[error(
+        "process {0} has no executable (a kernel thread or a zombie); give the PID of a running Go program"
+    )]
+    NoExecutable(u32),
+    #[error("reading the memory map of process {pid}")]
+    Maps {
+        pid: u32,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not mapped in process {pid}", .executable.display())]
+    NotMapped { pid: u32, executable: PathBuf },
+    #[error("opening the memory of process {pid}")]
+    OpenMemory {
+        pid: u32,
+        #[source]
+        source: io::Error,
+    },
+    #[error("finding runtime.allgs")]
+    NoAllgs(#[source] BinaryError),
+    #[error("reading the goroutines of process {pid}")]
+    Goroutines {
+        pid: u32,
+        #[source]
+        source: AllgsError,
+    },
+}
+
+/// A running process's executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executable {
+    /// Where it lives, as the user knows it (the target of `/proc/PID/exe`).
+    pub shown: PathBuf,
+    /// A path to it that works across mount namespaces: `/proc/PID/exe`.
+    pub path: PathBuf,
+}
+
+/// The executable of a running process.
+pub fn executable_of(pid: u32) -> Result<Executable, ProcessError> {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    if !proc_dir.exists() {
+        return Err(ProcessError::NoSuchProcess(pid));
+    }
+    let path = proc_dir.join("exe");
+    match std::fs::read_link(&path) {
+        Ok(shown) => Ok(Executable { shown, path }),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            Err(ProcessError::ExecutableHidden(pid))
+        }
+        Err(_) => Err(ProcessError::NoExecutable(pid)),
+    }
+}
+
+/// A process running a Go binary: its pid, its load bias and its memory,
+/// opened once.
+pub struct Process {
+    pid: u32,
+    load_bias: u64,
+    memory: ProcMem,
+}
+
+impl Process {
+    /// The process `pid`, which must be running `binary` already (after `exec`).
+    pub fn open(pid: u32, binary: &GoBinary) -> Result<Self, ProcessError> {
+        let load_bias = load_bias(pid, |offset| binary.address_of_file_offset(offset))?;
+        let memory =
+            ProcMem::open(pid).map_err(|source| ProcessError::OpenMemory { pid, source })?;
+        Ok(Self {
+            pid,
+            load_bias,
+            memory,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Added to link-time addresses to get run-time ones (non-zero for PIE).
+    pub fn load_bias(&self) -> u64 {
+        self.load_bias
+    }
+
+    pub fn memory(&self) -> &dyn Memory {
+        &self.memory
+    }
+
+    /// Every goroutine right now, from `runtime.allgs`.
+    pub fn all_goroutines(&self, binary: &GoBinary) -> Result<Snapshot, ProcessError> {
+        let allgs = binary
+            .allgs_address()
+            .map_err(ProcessError::NoAllgs)?
+            .wrapping_add(self.load_bias);
+        let goroutines =
+            goroutines::read_all(&self.memory, allgs, &binary.g_layout).map_err(|source| {
+                ProcessError::Goroutines {
+                    pid: self.pid,
+                    source,
+                }
+            })?;
+        Ok(Snapshot::read(&self.memory, goroutines, &binary.g_layout))
+    }
+
+    /// The goroutines at these `runtime.g` addresses (those the probes track).
+    pub fn goroutines_at(
+        &self,
+        binary: &GoBinary,
+        addresses: impl IntoIterator<Item = u64>,
+    ) -> Snapshot {
+        let goroutines = goroutines::read_each(&self.memory, addresses, &binary.g_layout);
+        Snapshot::read(&self.memory, goroutines, &binary.g_layout)
+    }
+
+    /// What memory says about these tickers (`running`: those not stopped).
+    pub fn tickers(
+        &self,
+        binary: &GoBinary,
+        tickers: impl IntoIterator<Item = u64>,
+        running: &HashSet<u64>,
+    ) -> TickerMemory {
+        let globals = binary
+            .pointer_globals()
+            .iter()
+            .map(|&(address, size)| (address.wrapping_add(self.load_bias), size));
+        tickers::read(&self.memory, globals, tickers, running)
+    }
+
+    /// Its GODEBUG environment variable, if set.
+    pub fn godebug(&self) -> Option<String> {
+        let environ = std::fs::read(format!("/proc/{}/environ", self.pid)).ok()?;
+        environ
+            .split(|&b| b == 0)
+            .find_map(|var| var.strip_prefix(b"GODEBUG="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// A process's goroutines at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub goroutines: Vec<Goroutine>,
+    /// Current stacks of the parked ones, by `g` address.
+    pub current_stacks: HashMap<u64, Vec<u64>>,
+    /// Channels the blocked ones wait on, by `g` address.
+    pub waiting_channels: HashMap<u64, Vec<u64>>,
+    /// CLOCK_MONOTONIC when they were read.
+    pub now_ns: u64,
+}
+
+impl Snapshot {
+    /// Adds the current stacks and the channels waited on to `goroutines`.
+    pub fn read(mem: &dyn Memory, goroutines: Vec<Goroutine>, layout: &GLayout) -> Self {
+        let now_ns = monotonic_ns();
+        let current_stacks = goroutines
+            .iter()
+            .map(|g| (g.g, goroutines::current_stack(mem, g)))
+            .filter(|(_, stack)| !stack.is_empty())
+            .collect();
+        let waiting_channels = goroutines
+            .iter()
+            .filter(|g| g.status.is_blocked())
+            .map(|g| (g.g, goroutines::waiting_channels(mem, g, layout)))
+            .filter(|(_, channels)| !channels.is_empty())
+            .collect();
+        Self {
+            goroutines,
+            current_stacks,
+            waiting_channels,
+            now_ns,
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns` and of Go's nanotime.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// How far the executable was moved from its link-time addresses: 0 unless it
+/// is position-independent. `address_of_offset` maps a file offset to the
+/// address it was linked at.
+fn load_bias(
+    pid: u32,
+    address_of_offset: impl Fn(u64) -> Option<u64>,
+) -> Result<u64, ProcessError> {
+    let maps_error = |source| ProcessError::Maps { pid, source };
+    let executable = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(maps_error)?;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(maps_error)?;
+    bias_from_maps(&maps, &executable, address_of_offset)
+        .ok_or(ProcessError::NotMapped { pid, executable })
+}
+
+fn bias_from_maps(
+    maps: &str,
+    exe: &Path,
+    address_of_offset: impl Fn(u64) -> Option<u64>,
+) -> Option<u64> {
+    let exe = exe.to_str()?;
+    maps.lines().find_map(|line| {
+        // start-end perms offset dev inode path
+        let mut fields = line.split_whitespace();
+        let range = fields.next()?;
+        let offset = u64::from_str_radix(fields.nth(1)?, 16).ok()?;
+        let path = fields.nth(2)?;
+        if path != exe {
+            return None;
+        }
+        let start = u64::from_str_radix(range.split('-').next()?, 16).ok()?;
+        start.checked_sub(address_of_offset(offset)? & !0xfff)
+    })
+}
+
+/// Sends SIGCONT when dropped, so a target frozen at exit is always released.
+pub struct Frozen(pub u32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        send_signal(self.0, libc::SIGCONT);
+    }
+}
+
+impl Frozen {
+    /// Waits until every thread of the process has stopped.
+    pub async fn wait_stopped(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            if all_threads_stopped(self.0) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    }
+}
+
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        matches!(state_of(&stat), Some('T' | 't' | 'Z' | 'X') | None)
+    })
+}
+
+/// The state letter in a `/proc/.../stat` line; it follows the
+/// parenthesised command name, which may itself contain ") ".
+fn state_of(stat: &str) -> Option<char> {
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+}
+
+pub fn send_signal(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// Whether `pid` is still running: a zombie still has /proc/PID, but its
+/// state is Z.
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| state_of(&stat))
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// Whether process `pid` is running the executable file at `path` (the same
+/// inode), e.g. once `leaktrace run`'s trampoline has `exec`ed it.
+pub fn runs_file(pid: u32, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let running = std::fs::metadata(format!("/proc/{pid}/exe"));
+    let wanted = std::fs::metadata(path);
+    matches!((running, wanted), (Ok(a), Ok(b)) if (a.dev(), a.ino()) == (b.dev(), b.ino()))
+}
+
+/// Whether `pid` belongs to the user leaktrace runs as.
+pub fn is_own(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = std::fs::metadata(format!("/proc/{pid}"))
+        .map(|m| m.uid())
+        .ok();
+    // SAFETY: geteuid has no preconditions.
+    owner == Some(unsafe { libc::geteuid() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bias_is_zero_for_fixed_address_executables() {
+        let maps = "00400000-00401000 r--p 00000000 fd:00 123 /srv/app\n";
+        assert_eq!(
+            bias_from_maps(maps, Path::new("/srv/app"), |o| Some(0x400000 + o)),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn bias_of_a_pie_is_its_load_address() {
+        let maps = "7f0000000000-7f0000001000 r--p 00000000 fd:00 1 /lib/x.so\n\
+                    55d0c0000000-55d0c0001000 r--p 00000000 fd:00 2 /srv/app\n";
+        assert_eq!(
+            bias_from_maps(maps, Path::new("/srv/app"), Some),
+            Some(0x55d0c0000000)
+        );
+        assert_eq!(bias_from_maps(maps, Path::new("/srv/other"), Some), None);
+    }
+
+    #[test]
+    fn reads_the_state_after_an_awkward_command_name() {
+        assert_eq!(state_of("42 (a) b) S 1 2"), Some('S'));
+        assert_eq!(state_of("garbage"), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! `leaktrace run -- CMD`: trace a command from its first instruction to its exit.
+
+use std::{path::Path, process::ExitStatus, time::Duration, time::Instant};
+
+use leaktrace_gobinary::GoBinary;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use super::{Ending, Tracing, destination, elapsed_ns, launch, policy, preflight, target_info};
+use crate::{
+    EXIT_LEAKS_FOUND, Error,
+    analysis::verdict::Thresholds,
+    cli::RunArgs,
+    error::one_line,
+    probes::Probes,
+    process::{self, Frozen, Process, Snapshot, tickers::TickerMemory},
+    render::{self, TextStream},
+    report::Mode,
+};
+
+/// How often to check whether the held command has `exec`ed the Go program.
+const EXEC_POLL: Duration = Duration::from_millis(1);
+
+/// What the target's goroutines looked like as it called `runtime.exit`.
+#[derive(Default)]
+struct AtExit {
+    snapshot: Option<Snapshot>,
+    tickers: TickerMemory,
+}
+
+pub async fn run(args: RunArgs) -> Result<i32, Error> {
+    let path = launch::resolve_command(&args.command[0])?;
+    let binary = GoBinary::open(&path)?;
+    super::warn_about(&binary);
+    preflight::check_kernel()?;
+    preflight::check_capabilities(false)?;
+    let policy = policy(
+        args.ignore.rules()?,
+        Thresholds {
+            stuck_after_ns: 0,
+            min_growth: 1,
+        },
+        &args.output,
+    );
+
+    let held = launch::HeldCommand::spawn(&path, &args.command)?;
+    let pid = held.pid;
+    let mut tracing = match Tracing::start(Mode::Run, binary, &args.probes, &path, pid) {
+        Ok(tracing) => tracing,
+        Err(e) => {
+            process::send_signal(pid, libc::SIGKILL);
+            return Err(e);
+        }
+    };
+    // SAFETY: the ring buffer owns its map fd, which stays open and unchanged
+    // until the AsyncFd is dropped.
+    let mut notices = unsafe { AsyncFd::register(tracing.probes.take_exit_notices()?) }
+        .map_err(|e| Error::io("watching the exit probe", e.into_parts().1))?;
+    let started = Instant::now();
+    let mut child = held.release()?;
+
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|source| Error::io("handling SIGINT", source))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|source| Error::io("handling SIGTERM", source))?;
+    let mut exec_poll = tokio::time::interval(EXEC_POLL);
+    // The Go program's image, once the trampoline has exec'd it.
+    let mut process: Option<Process> = None;
+    let mut at_exit: Option<AtExit> = None;
+    let status: ExitStatus = loop {
+        tokio::select! {
+            status = child.wait() => {
+                break status.map_err(|source| Error::io("waiting for the command", source))?
+            }
+            _ = exec_poll.tick(), if process.is_none() => {
+                process = open_after_exec(pid, &tracing.binary, &path);
+            }
+            guard = notices.readable_mut() => {
+                let mut guard = guard.map_err(|source| Error::io("watching the exit probe", source))?;
+                while guard.get_inner_mut().next_exit_code(pid).is_some() {
+                    if process.is_none() {
+                        process = open_after_exec(pid, &tracing.binary, &path);
+                    }
+                    at_exit = Some(snapshot_at_exit(pid, process.as_ref(), &tracing).await);
+                }
+                guard.clear_ready();
+            }
+            // Ctrl-C and SIGTERM go to the command; its exit ends the trace.
+            _ = interrupt.recv() => process::send_signal(pid, libc::SIGINT),
+            _ = terminate.recv() => process::send_signal(pid, libc::SIGTERM),
+        }
+    };
+    let observed_ns = elapsed_ns(started);
+    // The notice can still be queued if the process exited as it was sent.
+    if at_exit.is_none() && notices.get_mut().next_exit_code(pid).is_some() {
+        at_exit = Some(AtExit::default());
+    }
+    let exit_code = exit_code_of(status);
+    let at_exit = at_exit.unwrap_or_default();
+    if at_exit.snapshot.is_none() {
+        render::note(format!(
+            "{} ended without a clean exit ({}); live counts come from the probes alone",
+            path.display(),
+            describe(status)
+        ));
+    }
+    let load_bias = process.as_ref().map_or(0, Process::load_bias);
+    let ending = Ending {
+        target: target_info(pid, &path, &tracing.binary),
+        observed_ns,
+        exit_code: Some(exit_code),
+        snapshot: at_exit.snapshot,
+        ticker_memory: at_exit.tickers,
+        timeline: None,
+        events: tracing.probes.event_counts()?,
+        sites: tracing.probes.site_counts()?,
+        load_bias,
+        // The command runs with leaktrace's environment.
+        godebug: std::env::var("GODEBUG").ok(),
+    };
+    let report = tracing.conclude(ending, &policy)?;
+    render::emit(&report, &destination(&args.output, TextStream::Stderr))?;
+
+    Ok(if exit_code != 0 {
+        exit_code
+    } else if args.fail_on_leak && report.has_leaks() {
+        EXIT_LEAKS_FOUND
+    } else {
+        0
+    })
+}
+
+/// The process, once `/proc/PID/exe` is the Go program rather than the
+/// trampoline: only then do its memory and load bias mean anything.
+fn open_after_exec(pid: u32, binary: &GoBinary, path: &Path) -> Option<Process> {
+    process::runs_file(pid, path)
+        .then(|| Process::open(pid, binary).ok())
+        .flatten()
+}
+
+/// The exit probe has sent SIGSTOP: wait for it to take hold, read, release.
+/// The probes saw every goroutine since the first instruction, so the ones to
+/// read are those they saw created and not destroyed.
+async fn snapshot_at_exit(pid: u32, process: Option<&Process>, tracing: &Tracing) -> AtExit {
+    // Released when this returns, whatever happens.
+    let frozen = Frozen(pid);
+    let Some(process) = process else {
+        render::note("cannot read the command's memory at exit");
+        return AtExit::default();
+    };
+    if !frozen.wait_stopped().await {
+        render::note(
+            "the command did not stop at exit in time; its goroutines are read while it runs",
+        );
+    }
+    let snapshot = read_tracked(process, &tracing.binary, &tracing.probes)
+        .inspect_err(|e| {
+            render::note(format!(
+                "cannot read the command's goroutines at exit: {}",
+                one_line(e)
+            ))
+        })
+        .ok();
+    let tickers = match tracing.probes.tickers() {
+        Ok(tickers) => {
+            let running = tickers
+                .iter()
+                .filter(|(_, t)| !t.stopped)
+                .map(|(&t, _)| t)
+                .collect();
+            process.tickers(&tracing.binary, tickers.keys().copied(), &running)
+        }
+        Err(e) => {
+            render::note(format!(
+                "cannot read the command's tickers at exit: {}",
+                one_line(&e)
+            ));
+            TickerMemory::default()
+        }
+    };
+    drop(frozen);
+    AtExit { snapshot, tickers }
+}
+
+fn read_tracked(
+    process: &Process,
+    binary: &GoBinary,
+    probes: &Probes,
+) -> Result<Snapshot, crate::probes::ProbeError> {
+    let tracked = probes.goroutines()?;
+    Ok(process.goroutines_at(binary, tracked.into_keys()))
+}
+
+fn exit_code_of(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match status.signal() {
+        Some(signal) => format!("killed by signal {signal}"),
+        None => format!("exit status {}", status.code().unwrap_or(-1)),
+    }
+}
