@@ -239,15 +239,22 @@ fn bias_from_maps(
 ) -> Option<u64> {
     let exe = exe.to_str()?;
     maps.lines().find_map(|line| {
-        // start-end perms offset dev inode path
-        let mut fields = line.split_whitespace();
-        let range = fields.next()?;
-        let offset = u64::from_str_radix(fields.nth(1)?, 16).ok()?;
-        let path = fields.nth(2)?;
-        if path != exe {
+        // start-end perms offset dev inode path; the path may hold spaces,
+        // and ends in " (deleted)" once the file was replaced, as
+        // /proc/PID/exe then says too.
+        let mut rest = line;
+        let mut fields = [""; 5];
+        for field in &mut fields {
+            let trimmed = rest.trim_start();
+            let end = trimmed.find(' ').unwrap_or(trimmed.len());
+            *field = &trimmed[..end];
+            rest = &trimmed[end..];
+        }
+        if rest.trim_start() != exe {
             return None;
         }
-        let start = u64::from_str_radix(range.split('-').next()?, 16).ok()?;
+        let offset = u64::from_str_radix(fields[2], 16).ok()?;
+        let start = u64::from_str_radix(fields[0].split('-').next()?, 16).ok()?;
         start.checked_sub(address_of_offset(offset)? & !0xfff)
     })
 }
@@ -347,6 +354,16 @@ mod tests {
             Some(0x55d0c0000000)
         );
         assert_eq!(bias_from_maps(maps, Path::new("/srv/other"), Some), None);
+    }
+
+    #[test]
+    fn paths_with_spaces_and_replaced_files_are_found() {
+        let maps = "55d0c0000000-55d0c0001000 r--p 00000000 fd:00 2                          /srv/my app (deleted)\n";
+        assert_eq!(
+            bias_from_maps(maps, Path::new("/srv/my app (deleted)"), Some),
+            Some(0x55d0c0000000)
+        );
+        assert_eq!(bias_from_maps(maps, Path::new("/srv/my"), Some), None);
     }
 
     #[test]
