@@ -29,7 +29,10 @@ pub mod program {
     pub const TICKER_STOPPED: &str = "ticker_stopped";
     /// `time.resetTimer` or `time.modTimer`.
     pub const TICKER_RESET: &str = "ticker_reset";
+    /// The `CALL runtime.newproc` of one `go` statement (sampled attach mode).
+    pub const SITE_CREATING: &str = "site_creating";
 
+    /// Every program, in the order of their hit counters ([`crate::hit`]).
     pub const ALL: &[&str] = &[
         GOROUTINE_QUEUED,
         GOROUTINE_CREATED,
@@ -41,7 +44,25 @@ pub mod program {
         TICKER_CREATED,
         TICKER_STOPPED,
         TICKER_RESET,
+        SITE_CREATING,
     ];
+}
+
+/// Indices of the per-program hit counters in [`map::HITS`]: the position
+/// of each program in [`program::ALL`].
+pub mod hit {
+    pub const GOROUTINE_QUEUED: u32 = 0;
+    pub const GOROUTINE_CREATED: u32 = 1;
+    pub const GOROUTINE_DESTROYED: u32 = 2;
+    pub const GOROUTINE_PARKED: u32 = 3;
+    pub const PROCESS_EXITING: u32 = 4;
+    pub const TICKER_STARTED: u32 = 5;
+    pub const TICKER_CREATING: u32 = 6;
+    pub const TICKER_CREATED: u32 = 7;
+    pub const TICKER_STOPPED: u32 = 8;
+    pub const TICKER_RESET: u32 = 9;
+    pub const SITE_CREATING: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// The maps.
@@ -60,6 +81,11 @@ pub mod map {
     pub const COUNTERS: &str = "COUNTERS";
     /// Ring buffer of [`ExitNotice`](crate::ExitNotice)s.
     pub const EXIT_NOTICES: &str = "EXIT_NOTICES";
+    /// Per-CPU hits of each program, indexed by [`hit`](crate::hit).
+    pub const HITS: &str = "HITS";
+    /// [`SiteStack`](crate::SiteStack) → per-CPU count of goroutines created
+    /// there with that creation stack (sampled attach mode).
+    pub const SITE_STACKS: &str = "SITE_STACKS";
 
     pub const ALL: &[&str] = &[
         GOROUTINES,
@@ -69,6 +95,8 @@ pub mod map {
         PENDING_TICKERS,
         COUNTERS,
         EXIT_NOTICES,
+        HITS,
+        SITE_STACKS,
     ];
 }
 
@@ -176,6 +204,20 @@ pub struct SiteKey {
     pub startpc: u64,
 }
 
+/// A `go` statement (its `gopc`, run-time address) and one creation stack
+/// that reached it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SiteStack {
+    pub gopc: u64,
+    /// In `STACKS`; [`NO_STACK`] if it could not be stored.
+    pub stack_id: i32,
+    pub _pad: u32,
+}
+
+/// Capacity of the site-stack table.
+pub const MAX_SITE_STACKS: u32 = 1 << 12;
+
 /// Per creation site counters, aggregated in the kernel.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -230,6 +272,7 @@ mod pod {
     unsafe impl aya::Pod for super::GoroutineRecord {}
     unsafe impl aya::Pod for super::SiteCounters {}
     unsafe impl aya::Pod for super::SiteKey {}
+    unsafe impl aya::Pod for super::SiteStack {}
     unsafe impl aya::Pod for super::TimerLayout {}
     unsafe impl aya::Pod for super::TickerRecord {}
     unsafe impl aya::Pod for super::ExitNotice {}

@@ -23,9 +23,9 @@ mod programs {
         programs::{ProbeContext, tracing::StackIdContext},
     };
     use leaktrace_ebpf::{
-        ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITES, MAX_STACKS,
-        MAX_TICKERS, NO_STACK, PendingTicker, SiteCounters, SiteKey, TickerRecord, TimerLayout,
-        counter,
+        ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITE_STACKS,
+        MAX_SITES, MAX_STACKS, MAX_TICKERS, NO_STACK, PendingTicker, SiteCounters, SiteKey,
+        SiteStack, TickerRecord, TimerLayout, counter, hit,
     };
 
     const BPF_F_NO_PREALLOC: u32 = 1;
@@ -82,6 +82,14 @@ mod programs {
     #[map]
     static EXIT_NOTICES: RingBuf = RingBuf::with_byte_size(4096, 0);
 
+    /// One slot per program: what the report's probe costs are computed from.
+    #[map]
+    static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(hit::COUNT, 0);
+
+    #[map]
+    static SITE_STACKS: PerCpuHashMap<SiteStack, u64> =
+        PerCpuHashMap::with_max_entries(MAX_SITE_STACKS, 0);
+
     #[inline(always)]
     fn layout() -> GoLayout {
         // Volatile so the compiler does not fold the placeholder values above.
@@ -91,6 +99,13 @@ mod programs {
     #[inline(always)]
     fn bump(index: u32) {
         if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+            unsafe { *slot += 1 };
+        }
+    }
+
+    #[inline(always)]
+    fn hit(program: u32) {
+        if let Some(slot) = HITS.get_ptr_mut(program) {
             unsafe { *slot += 1 };
         }
     }
@@ -131,6 +146,7 @@ mod programs {
     /// function runs on the system stack, so it never re-enters.
     #[uprobe]
     pub fn goroutine_queued(ctx: ProbeContext) -> u32 {
+        hit(hit::GOROUTINE_QUEUED);
         record_creation(&ctx, regs(&ctx).rbx);
         0
     }
@@ -139,6 +155,7 @@ mod programs {
     /// coroutines), or on its `RET`s as a fallback: the new `*g` is in RAX.
     #[uprobe]
     pub fn goroutine_created(ctx: ProbeContext) -> u32 {
+        hit(hit::GOROUTINE_CREATED);
         record_creation(&ctx, regs(&ctx).rax);
         0
     }
@@ -187,6 +204,7 @@ mod programs {
     /// grows its stack, so a probe at the stack-check branch cannot fire twice.
     #[uprobe]
     pub fn goroutine_destroyed(ctx: ProbeContext) -> u32 {
+        hit(hit::GOROUTINE_DESTROYED);
         let g = regs(&ctx).rax;
         bump(counter::EXITED);
         match unsafe { GOROUTINES.get(g) } {
@@ -216,6 +234,7 @@ mod programs {
     /// hit after stack growth only refreshes the timestamp.
     #[uprobe]
     pub fn goroutine_parked(ctx: ProbeContext) -> u32 {
+        hit(hit::GOROUTINE_PARKED);
         let regs = regs(&ctx);
         bump(counter::PARKED);
         if let Some(record) = GOROUTINES.get_ptr_mut(regs.r14) {
@@ -230,6 +249,7 @@ mod programs {
     /// At `runtime.exit(code)`, the only way a Go process ends on its own.
     #[uprobe]
     pub fn process_exiting(ctx: ProbeContext) -> u32 {
+        hit(hit::PROCESS_EXITING);
         let regs = regs(&ctx);
         // ABI0 assembly function: the code is on the stack above the return address.
         let code = read_u64(regs.rsp + 8).unwrap_or(0) as u32 as i32;
@@ -244,6 +264,30 @@ mod programs {
         if unsafe { core::ptr::read_volatile(&STOP_AT_EXIT) } != 0 {
             unsafe { bpf_send_signal(SIGSTOP) };
         }
+        0
+    }
+
+    /// On one `go` statement's `CALL runtime.newproc` (a site that looks like
+    /// a leak, in sampled attach mode): counts its creation stacks. It traps
+    /// only for the goroutines this statement creates, and the kernel
+    /// emulates the `CALL`. The goroutine does not exist yet; its `gopc` is
+    /// the call's return address, 5 bytes on.
+    #[uprobe]
+    pub fn site_creating(ctx: ProbeContext) -> u32 {
+        hit(hit::SITE_CREATING);
+        let key = SiteStack {
+            gopc: regs(&ctx).rip + 5,
+            stack_id: creation_stack(&ctx),
+            _pad: 0,
+        };
+        for _ in 0..2 {
+            if let Some(count) = SITE_STACKS.get_ptr_mut(&key) {
+                unsafe { *count += 1 };
+                return 0;
+            }
+            let _ = SITE_STACKS.insert(&key, &0, BPF_NOEXIST.into());
+        }
+        bump(counter::DROPPED_STACK);
         0
     }
 
@@ -280,6 +324,7 @@ mod programs {
     /// with a period is a ticker, and `t` is its `r` field.
     #[uprobe]
     pub fn ticker_started(ctx: ProbeContext) -> u32 {
+        hit(hit::TICKER_STARTED);
         let timer = regs(&ctx).rax;
         let timers = timers();
         let Some(period) = read_u64(timer + timers.runtime_timer_period) else {
@@ -299,6 +344,7 @@ mod programs {
     /// RBX): remember a ticker being made by this goroutine until it returns.
     #[uprobe]
     pub fn ticker_creating(ctx: ProbeContext) -> u32 {
+        hit(hit::TICKER_CREATING);
         let regs = regs(&ctx);
         let period = regs.rbx as i64;
         if period > 0 {
@@ -317,6 +363,7 @@ mod programs {
     /// At each `RET` of `time.newTimer` (Go 1.23+): the new ticker is in RAX.
     #[uprobe]
     pub fn ticker_created(ctx: ProbeContext) -> u32 {
+        hit(hit::TICKER_CREATED);
         let regs = regs(&ctx);
         if let Some(pending) = unsafe { PENDING_TICKERS.get(regs.r14) } {
             let (period, stack_id) = (pending.period_ns, pending.stack_id);
@@ -329,6 +376,7 @@ mod programs {
     /// At `time.stopTimer(t)` (RAX), for every timer; only tickers are tracked.
     #[uprobe]
     pub fn ticker_stopped(ctx: ProbeContext) -> u32 {
+        hit(hit::TICKER_STOPPED);
         let ticker = regs(&ctx).rax - timers().ticker_from_timer;
         if let Some(record) = TICKERS.get_ptr_mut(ticker) {
             unsafe { (*record).stopped = 1 };
@@ -340,6 +388,7 @@ mod programs {
     /// when, period, ...)`: a Reset ticker runs again, maybe at a new period.
     #[uprobe]
     pub fn ticker_reset(ctx: ProbeContext) -> u32 {
+        hit(hit::TICKER_RESET);
         let regs = regs(&ctx);
         let ticker = regs.rax - timers().ticker_from_timer;
         let period = regs.rcx as i64;

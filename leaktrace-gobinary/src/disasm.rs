@@ -38,6 +38,38 @@ pub fn entry_probe_offset(code: &[u8], address: u64) -> u64 {
     at.ip() - address
 }
 
+/// Whether the kernel emulates the instruction at the start of `code` when
+/// a uprobe sits on it (a relative `call`, `jmp` or `jcc`, a `push` of a
+/// register, a `nop`), rather than single-stepping it out of line: about 5x
+/// cheaper per hit.
+pub fn is_emulated(code: &[u8], address: u64) -> bool {
+    decode(code, address).next().is_some_and(|i| {
+        let relative_branch = matches!(
+            i.flow_control(),
+            FlowControl::Call | FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch
+        ) && matches!(
+            i.op0_kind(),
+            iced_x86::OpKind::NearBranch64 | iced_x86::OpKind::NearBranch32
+        );
+        let push = i.code() == Code::Push_r64;
+        let nop = matches!(
+            i.code(),
+            Code::Nopd | Code::Nopq | Code::Nopw | Code::Nop_rm32 | Code::Nop_rm64 | Code::Nop_rm16
+        );
+        relative_branch || push || nop
+    })
+}
+
+/// The target of the direct `call` at the start of `code`, if it is one.
+pub fn call_target(code: &[u8], address: u64) -> Option<u64> {
+    decode(code, address)
+        .next()
+        .filter(|i| {
+            i.flow_control() == FlowControl::Call && i.op0_kind() == iced_x86::OpKind::NearBranch64
+        })
+        .map(|i| i.near_branch_target())
+}
+
 /// Offsets of every `ret` in the function: probes there see its results.
 pub fn return_offsets(code: &[u8], address: u64) -> Vec<u64> {
     decode(code, address)

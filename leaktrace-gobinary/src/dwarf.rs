@@ -68,6 +68,7 @@ pub fn read_g_layout_from<'a>(
         atomicstatus: field("atomicstatus")?,
         waitreason: field("waitreason")?,
         waitsince: field("waitsince")?,
+        tracking_seq: field("trackingSeq")?,
         parent_goid: fields.get("parentGoid").copied(),
         sched_pc: in_sched("pc")?,
         sched_sp: in_sched("sp")?,

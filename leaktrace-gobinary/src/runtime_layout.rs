@@ -12,6 +12,10 @@ pub struct GLayout {
     pub atomicstatus: u64,
     pub waitreason: u64,
     pub waitsince: u64,
+    /// `trackingSeq` (a byte): the runtime adds one each time the goroutine
+    /// stops running, so a blocked goroutine whose value has not changed
+    /// between two reads did not run in between.
+    pub tracking_seq: u64,
     /// Go 1.21+.
     pub parent_goid: Option<u64>,
     /// `sched.pc`, `sched.sp` and `sched.bp`: where a goroutine that is not
@@ -36,6 +40,7 @@ impl GLayout {
             self.atomicstatus,
             self.waitreason,
             self.waitsince,
+            self.tracking_seq,
             self.parent_goid.unwrap_or(0),
             self.sched_pc,
             self.sched_sp,

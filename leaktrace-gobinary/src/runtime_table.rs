@@ -58,6 +58,7 @@ pub fn render(entries: &[(GoVersion, GLayout, Vec<String>)]) -> String {
             ("atomicstatus", g.atomicstatus.to_string()),
             ("waitreason", g.waitreason.to_string()),
             ("waitsince", g.waitsince.to_string()),
+            ("tracking_seq", g.tracking_seq.to_string()),
             ("parent_goid", parent),
             ("sched_pc", g.sched_pc.to_string()),
             ("sched_sp", g.sched_sp.to_string()),

@@ -72,6 +72,14 @@ pub struct AttachArgs {
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub interval: Option<Duration>,
 
+    /// Probe every goroutine creation, exit and park, for exact counts and
+    /// blocking times, at about 1 µs of the target's time per event. By
+    /// default leaktrace reads the goroutines from memory every 100 ms or
+    /// so, which costs the target nothing, and probes only the `go`
+    /// statements that look like leaks, for their creation stacks.
+    #[arg(long)]
+    pub exact: bool,
+
     #[command(flatten)]
     pub ignore: IgnoreArgs,
 

@@ -1,6 +1,7 @@
 //! `leaktrace -p PID` on a running service built with every installed Go
-//! toolchain: leaks from before and during the window are counted exactly,
-//! healthy long-lived goroutines are not leaks, and every way of stopping
+//! toolchain, observed both ways (sampled, the default, and `--exact`):
+//! leaks from before and during the window are counted exactly, healthy
+//! long-lived goroutines are not leaks, and every way of stopping
 //! (--duration, Ctrl-C, SIGTERM, the target exiting) leaves no probe behind.
 
 use std::{
@@ -160,15 +161,41 @@ fn site<'a>(report: &'a Value, marker: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no site {marker} in {report:#}"))
 }
 
+/// How `leaktrace -p` observes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Observing {
+    /// The default: censuses of memory, probes only on suspect sites.
+    Sampled,
+    /// `--exact`: every creation, exit and park probed.
+    Exact,
+}
+
+impl Observing {
+    const BOTH: [Self; 2] = [Self::Sampled, Self::Exact];
+
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Self::Sampled => &[],
+            Self::Exact => &["--exact"],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sampled => "sampled",
+            Self::Exact => "exact",
+        }
+    }
+}
+
 /// Observes `service` for two seconds while it leaks three more goroutines,
 /// and checks the report exactly, then that no probe is left.
-fn check_attach(service: &Service, ctx: &str) {
+fn check_attach(service: &Service, ctx: &str, observing: Observing) {
+    let ctx = format!("{ctx} {}", observing.name());
     let report_file = report_path(&format!("attach-{ctx}"));
-    let tracer = attach(
-        service.pid(),
-        &["--duration", "2s", "--stuck-after", "100ms"],
-        &report_file,
-    );
+    let mut args = vec!["--duration", "2s", "--stuck-after", "100ms"];
+    args.extend(observing.flags());
+    let tracer = attach(service.pid(), &args, &report_file);
     assert!(
         !text_is_pristine(service.pid()),
         "{ctx}: probes must be in place while attached"
@@ -195,10 +222,37 @@ fn check_attach(service: &Service, ctx: &str) {
         "{ctx}"
     );
     assert_eq!(
-        leak["blocked_for"]["source"], "exact",
+        leak["blocked_for"]["source"],
+        observing.name(),
         "{ctx}: the new ones blocked while observed"
     );
     assert_eq!(leak["verdict"], "leak", "{ctx}: {leak:#}");
+    assert_eq!(report["costs"]["observing"], observing.name(), "{ctx}");
+    let programs: Vec<&str> = report["costs"]["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["program"].as_str().unwrap())
+        .collect();
+    match observing {
+        // The exit probe, and the leaking site's go statement, whose
+        // creation stacks are wanted; nothing per goroutine or per park.
+        Observing::Sampled => {
+            assert_eq!(programs, ["process_exiting", "site_creating"], "{ctx}");
+            let site_probe = &report["costs"]["probes"][1];
+            assert_eq!(site_probe["hits"], 3, "{ctx}: one per leak: {site_probe:#}");
+            assert_eq!(leak["stacks"][0]["count"], 3, "{ctx}: {leak:#}");
+            assert_eq!(
+                leaktrace_e2e::stack_functions(&leak["stacks"][0]),
+                ["main.handle", "main.main"],
+                "{ctx}"
+            );
+        }
+        Observing::Exact => assert!(
+            programs.contains(&"goroutine_parked") && programs.contains(&"goroutine_destroyed"),
+            "{ctx}: {programs:?}"
+        ),
+    }
 
     // Long-lived and busy: a pool of four workers and their producer.
     let workers = site(&report, "service-worker");
@@ -234,7 +288,13 @@ fn attach_counts_leaks_from_before_and_during_the_window() {
         return;
     }
     for version in go_versions() {
-        check_attach(&Service::start(&version), &format!("go{version}"));
+        for observing in Observing::BOTH {
+            check_attach(
+                &Service::start(&version),
+                &format!("go{version}"),
+                observing,
+            );
+        }
     }
 }
 
@@ -251,6 +311,7 @@ fn attach_to_stripped_and_position_independent_services() {
             check_attach(
                 &Service::start_built(&version, flags),
                 &format!("go{version} {flags:?}"),
+                Observing::Sampled,
             );
         }
     }
@@ -265,6 +326,7 @@ fn attach_to_a_process_in_another_mount_namespace() {
         check_attach(
             &Service::start_hidden(&version),
             &format!("go{version} hidden executable"),
+            Observing::Sampled,
         );
     }
 }
@@ -354,7 +416,8 @@ fn target_exiting_while_observed_still_gives_a_report() {
         let report_file = report_path(&format!("exit-{version}"));
         let tracer = attach(service.pid(), &["--duration", "30s"], &report_file);
         service.signal(libc::SIGUSR1);
-        std::thread::sleep(Duration::from_millis(100));
+        // Censuses are 100 ms apart; the report is as of the last one.
+        std::thread::sleep(Duration::from_millis(500));
         service.child.kill().unwrap();
         service.child.wait().unwrap();
         let (report, stderr) = finish(tracer, &report_file);
@@ -388,39 +451,39 @@ fn a_steady_leak_gets_the_growth_verdict() {
     // them while observed, all over by the end.
     const STEADY: u64 = 30;
     for version in go_versions() {
-        let service = Service::start_leaking_every(&version, "50ms", STEADY);
-        let report_file = report_path(&format!("steady-{version}"));
-        let tracer = attach(
-            service.pid(),
-            &["--duration", "2.5s", "--stuck-after", "200ms"],
-            &report_file,
-        );
-        service.signal(libc::SIGUSR2);
-        let (report, _) = finish(tracer, &report_file);
-        let ctx = format!("go{version}");
-        let leak = site(&report, "service-leak");
-        let created = leak["created"].as_u64().unwrap();
-        assert_eq!(created, STEADY, "{ctx}: {leak:#}");
-        assert_eq!(leak["exited"], 0, "{ctx}");
-        // Old and new, each counted once: the preleak, and every steady leak.
-        assert_eq!(leak["live"], PRELEAK + STEADY, "{ctx}: {leak:#}");
-        let trend: Vec<i64> = serde_json::from_value(leak["trend"]["live"].clone()).unwrap();
-        assert_eq!(
-            trend.last().copied(),
-            Some((PRELEAK + STEADY) as i64),
-            "{ctx}: the counters agree with memory"
-        );
-        assert_eq!(leak["trend"]["rising"], true, "{ctx}: {trend:?}");
-        assert_eq!(leak["verdict"], "leak", "{ctx}: {leak:#}");
-        // Every one created while observed came through leakSteadily; Go's
-        // wrapper for `go leakSteadily(...)` is left out, as in Go's tracebacks.
-        let stacks = leak["stacks"].as_array().unwrap();
-        assert_eq!(stacks.len(), 1, "{ctx}: {stacks:#?}");
-        assert_eq!(stacks[0]["count"].as_u64(), Some(created), "{ctx}");
-        let frames = leaktrace_e2e::stack_functions(&stacks[0]);
-        assert_eq!(frames, ["main.handle", "main.leakSteadily"], "{ctx}");
-        assert_eq!(leak["blocked_at"]["function"], "main.handle.func1", "{ctx}");
-        assert_eq!(site(&report, "service-worker")["verdict"], "ok", "{ctx}");
+        for observing in Observing::BOTH {
+            let service = Service::start_leaking_every(&version, "50ms", STEADY);
+            let report_file = report_path(&format!("steady-{version}-{}", observing.name()));
+            let mut args = vec!["--duration", "2.5s", "--stuck-after", "200ms"];
+            args.extend(observing.flags());
+            let tracer = attach(service.pid(), &args, &report_file);
+            service.signal(libc::SIGUSR2);
+            let (report, _) = finish(tracer, &report_file);
+            let ctx = format!("go{version} {}", observing.name());
+            let leak = site(&report, "service-leak");
+            let created = leak["created"].as_u64().unwrap();
+            assert_eq!(created, STEADY, "{ctx}: {leak:#}");
+            assert_eq!(leak["exited"], 0, "{ctx}");
+            // Old and new, each counted once: the preleak, and every steady leak.
+            assert_eq!(leak["live"], PRELEAK + STEADY, "{ctx}: {leak:#}");
+            let trend: Vec<i64> = serde_json::from_value(leak["trend"]["live"].clone()).unwrap();
+            assert_eq!(
+                trend.last().copied(),
+                Some((PRELEAK + STEADY) as i64),
+                "{ctx}: the counters agree with memory"
+            );
+            assert_eq!(leak["trend"]["rising"], true, "{ctx}: {trend:?}");
+            assert_eq!(leak["verdict"], "leak", "{ctx}: {leak:#}");
+            // Every one created while observed came through leakSteadily; Go's
+            // wrapper for `go leakSteadily(...)` is left out, as in Go's tracebacks.
+            let stacks = leak["stacks"].as_array().unwrap();
+            assert_eq!(stacks.len(), 1, "{ctx}: {stacks:#?}");
+            assert_eq!(stacks[0]["count"].as_u64(), Some(created), "{ctx}");
+            let frames = leaktrace_e2e::stack_functions(&stacks[0]);
+            assert_eq!(frames, ["main.handle", "main.leakSteadily"], "{ctx}");
+            assert_eq!(leak["blocked_at"]["function"], "main.handle.func1", "{ctx}");
+            assert_eq!(site(&report, "service-worker")["verdict"], "ok", "{ctx}");
+        }
     }
 }
 
@@ -431,56 +494,82 @@ fn a_healthy_server_is_not_reported_as_leaking() {
     }
     const HEALTHY: &str = "cmd/healthy/main.go";
     for version in go_versions() {
-        let service = Service::spawn(Command::new(build(&version, "./cmd/healthy", &[])));
-        let report_file = report_path(&format!("healthy-{version}"));
-        let tracer = attach(
-            service.pid(),
-            &["--duration", "2s", "--stuck-after", "500ms"],
-            &report_file,
-        );
-        let (report, _) = finish(tracer, &report_file);
-        let ctx = format!("go{version}");
-        let sites = report["goroutines"].as_array().unwrap();
-        let leaks: Vec<&Value> = sites.iter().filter(|s| s["verdict"] == "leak").collect();
-        assert!(
-            leaks.is_empty(),
-            "{ctx}: a healthy server was reported as leaking: {leaks:#?}"
-        );
-        let at = |marker: &str| {
-            let line = u64::from(marker_line(HEALTHY, marker));
-            sites.iter().find(|s| {
-                s["created_at"]["line"] == line
-                    && s["created_at"]["file"].as_str().unwrap().ends_with(HEALTHY)
-            })
-        };
-        let workers = at("healthy-worker").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
-        assert_eq!(
-            (&workers["live"], &workers["created"]),
-            (&4.into(), &0.into()),
-            "{ctx}"
-        );
-        let listener = at("healthy-listener").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
-        assert_eq!(listener["live"], 1, "{ctx}");
-        for long_lived in [workers, listener] {
-            let verdict = long_lived["verdict"].as_str().unwrap();
+        for observing in Observing::BOTH {
+            let service = Service::spawn(Command::new(build(&version, "./cmd/healthy", &[])));
+            let report_file = report_path(&format!("healthy-{version}-{}", observing.name()));
+            let mut args = vec!["--duration", "2s", "--stuck-after", "500ms"];
+            args.extend(observing.flags());
+            let tracer = attach(service.pid(), &args, &report_file);
+            let (report, _) = finish(tracer, &report_file);
+            let ctx = format!("go{version} {}", observing.name());
+            let sites = report["goroutines"].as_array().unwrap();
+            let leaks: Vec<&Value> = sites.iter().filter(|s| s["verdict"] == "leak").collect();
             assert!(
-                verdict == "ok" || verdict == "suspect",
-                "{ctx}: {long_lived:#}"
+                leaks.is_empty(),
+                "{ctx}: a healthy server was reported as leaking: {leaks:#?}"
             );
+            let at = |marker: &str| {
+                let line = u64::from(marker_line(HEALTHY, marker));
+                sites.iter().find(|s| {
+                    s["created_at"]["line"] == line
+                        && s["created_at"]["file"].as_str().unwrap().ends_with(HEALTHY)
+                })
+            };
+            let workers = at("healthy-worker").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
+            assert_eq!(
+                (&workers["live"], &workers["created"]),
+                (&4.into(), &0.into()),
+                "{ctx}"
+            );
+            let listener = at("healthy-listener").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
+            assert_eq!(listener["live"], 1, "{ctx}");
+            for long_lived in [workers, listener] {
+                let verdict = long_lived["verdict"].as_str().unwrap();
+                assert!(
+                    verdict == "ok" || verdict == "suspect",
+                    "{ctx}: {long_lived:#}"
+                );
+            }
+            let requests = at("healthy-request");
+            match observing {
+                // Per-request goroutines live for microseconds: a census
+                // rarely sees one, and never a growing number.
+                Observing::Sampled => {
+                    if let Some(requests) = requests {
+                        assert!(
+                            requests["live"].as_u64().unwrap() <= 1,
+                            "{ctx}: {requests:#}"
+                        );
+                        assert_ne!(requests["verdict"], "leak", "{ctx}");
+                    }
+                    // The long-lived pools may get creation-stack probes on
+                    // their go statements, but never start another goroutine
+                    // there: a healthy server pays no probe hit.
+                    let hits: u64 = report["costs"]["probes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p["hits"].as_u64().unwrap())
+                        .sum();
+                    assert_eq!(hits, 0, "{ctx}: {:#}", report["costs"]);
+                }
+                // Per-request goroutines come and go: counted, never leaking.
+                Observing::Exact => {
+                    let requests = requests.unwrap_or_else(|| panic!("{ctx}: {report:#}"));
+                    assert!(
+                        requests["created"].as_u64().unwrap() >= 10,
+                        "{ctx}: {requests:#}"
+                    );
+                    // The counters are read just before the memory: a request that
+                    // starts or ends in between may be counted on one side only.
+                    let created = requests["created"].as_i64().unwrap();
+                    let exited = requests["exited"].as_i64().unwrap();
+                    let live = requests["live"].as_i64().unwrap();
+                    assert!((0..=1).contains(&live), "{ctx}: {requests:#}");
+                    assert!((created - exited - live).abs() <= 1, "{ctx}: {requests:#}");
+                }
+            }
         }
-        // Per-request goroutines come and go: counted, never leaking.
-        let requests = at("healthy-request").unwrap_or_else(|| panic!("{ctx}: {report:#}"));
-        assert!(
-            requests["created"].as_u64().unwrap() >= 10,
-            "{ctx}: {requests:#}"
-        );
-        // The counters are read just before the memory: a request that starts
-        // or ends in between may be counted on one side only.
-        let created = requests["created"].as_i64().unwrap();
-        let exited = requests["exited"].as_i64().unwrap();
-        let live = requests["live"].as_i64().unwrap();
-        assert!((0..=1).contains(&live), "{ctx}: {requests:#}");
-        assert!((created - exited - live).abs() <= 1, "{ctx}: {requests:#}");
     }
 }
 

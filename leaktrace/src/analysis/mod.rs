@@ -21,12 +21,13 @@ use crate::{
     probes::{SiteCounts, StackId, TrackedGoroutine, TrackedTicker},
     process::{
         Snapshot,
+        census::{BlockedSince, CensusResult},
         goroutines::{GStatus, Goroutine},
         tickers::TickerMemory,
     },
     report::{
-        BlockedFor, CreationStack, EventCounts, Mode, Origin, Report, SCHEMA_VERSION, SiteReport,
-        TargetInfo, TimeSource, TimerSemantics, Verdict,
+        BlockedFor, CreationStack, EventCounts, Mode, Origin, ProbeCosts, Report, SCHEMA_VERSION,
+        SiteReport, TargetInfo, TimeSource, TimerSemantics, Verdict,
     },
 };
 use ignore::IgnoreRules;
@@ -54,6 +55,9 @@ pub struct Observation {
     /// The target's goroutines at the end, with their current stacks and the
     /// channels they wait on, if they could be read.
     pub snapshot: Option<Snapshot>,
+    /// Sampled attach mode: the last census of the goroutines, per site,
+    /// instead of a snapshot of each one.
+    pub census: Option<SampledEnd>,
     pub sites: SiteCounts,
     /// The kernel's goroutine table, by `*g` address.
     pub goroutines: HashMap<u64, TrackedGoroutine>,
@@ -65,6 +69,22 @@ pub struct Observation {
     pub timeline: Option<Timeline>,
     pub events: EventCounts,
     pub timer_semantics: TimerSemantics,
+    /// What the probes and memory reads cost.
+    pub costs: ProbeCosts,
+}
+
+/// How sampled attach mode ended: the last census, the current stacks of a
+/// few blocked goroutines per site, and the creation stacks the per-site
+/// probes counted.
+#[derive(Debug, Clone, Default)]
+pub struct SampledEnd {
+    pub last: CensusResult,
+    /// Whether the last census was taken at the end (false: the target was
+    /// gone, and this is the last one before).
+    pub at_end: bool,
+    pub current_stacks: HashMap<SiteKey, Vec<Vec<u64>>>,
+    /// By `go` statement (run-time `gopc`): creation stack → goroutines.
+    pub creation_stacks: HashMap<u64, Vec<(StackId, u64)>>,
 }
 
 /// How to judge: the user's thresholds and ignore rules.
@@ -116,9 +136,10 @@ impl Analysis<'_> {
             site.exited = counters.exited;
             site.exited_preexisting = counters.exited_preexisting;
         }
-        match &obs.snapshot {
-            Some(snapshot) => self.count_live(snapshot, &mut by_site, &mut receivers),
-            None => {
+        match (&obs.snapshot, &obs.census) {
+            (Some(snapshot), _) => self.count_live(snapshot, &mut by_site, &mut receivers),
+            (None, Some(sampled)) => self.count_census(sampled, &mut by_site),
+            (None, None) => {
                 // The process is gone: what was created and not destroyed is what lived.
                 for tracked in obs.goroutines.values() {
                     let (site, tally) = self.site(&mut by_site, tracked.site);
@@ -162,9 +183,10 @@ impl Analysis<'_> {
             target: obs.target.clone(),
             observed_ns: obs.observed_ns,
             exit_code: obs.exit_code,
-            snapshot: obs.snapshot.is_some(),
-            dropped: obs.events.dropped(),
+            snapshot: obs.snapshot.is_some() || obs.census.as_ref().is_some_and(|c| c.at_end),
+            dropped: obs.events.dropped() + obs.census.as_ref().map_or(0, |c| c.last.dropped),
             events: obs.events,
+            costs: obs.costs.clone(),
             goroutines,
             timer_semantics: obs.timer_semantics.clone(),
             tickers,
@@ -218,6 +240,44 @@ impl Analysis<'_> {
                 let (count, sites) = receivers.entry(*ticker).or_default();
                 *count += 1;
                 sites.push(key);
+            }
+        }
+    }
+
+    /// Counts each site of the last census.
+    fn count_census(
+        &self,
+        sampled: &SampledEnd,
+        by_site: &mut HashMap<SiteKey, (SiteReport, Tally)>,
+    ) {
+        let now_ns = sampled.last.now_ns;
+        for (&key, census) in &sampled.last.sites {
+            let (site, tally) = self.site(by_site, key);
+            site.live = census.live;
+            for &((status, reason), count) in &census.states {
+                *site
+                    .states
+                    .entry(self.status_name(status, reason))
+                    .or_default() += count;
+            }
+            site.blocked_for = census.blocked_since.map(|since| BlockedFor {
+                longest_ns: now_ns.saturating_sub(since.at_ns()),
+                source: match since {
+                    BlockedSince::Census(_) => TimeSource::Sampled,
+                    BlockedSince::Runtime(_) => TimeSource::Runtime,
+                },
+            });
+            site.goids.extend(&census.goids);
+            tally.parents.extend(&census.parent_goids);
+            for stack in sampled.current_stacks.get(&key).into_iter().flatten() {
+                if let Some(pc) = self.symbols.first_outside_runtime(stack) {
+                    *tally.blocked_at.entry(pc).or_default() += 1;
+                }
+            }
+            // One go statement may start different functions (a func value):
+            // its stacks are shown with each.
+            for &(stack, count) in sampled.creation_stacks.get(&key.gopc).into_iter().flatten() {
+                *tally.stacks.entry(stack).or_default() += count;
             }
         }
     }
@@ -337,18 +397,7 @@ impl Analysis<'_> {
     }
 
     fn origin(&self, created_at: &SourceLocation, entry: &SourceLocation) -> Origin {
-        // Like the runtime's isSystemGoroutine: what runs runtime code, except
-        // main and coroutines.
-        let runtime_entry =
-            is_runtime_function(&entry.function) && entry.function != COROUTINE_START;
-        if runtime_entry || is_runtime_function(&created_at.function) {
-            return Origin::Runtime;
-        }
-        if self.symbols.symbols().is_standard_library(created_at) {
-            Origin::StandardLibrary
-        } else {
-            Origin::Program
-        }
+        origin(self.symbols, created_at, entry)
     }
 
     /// A coroutine's `go` statement is always in `iter.Pull`; it belongs to
@@ -365,16 +414,67 @@ impl Analysis<'_> {
     }
 
     fn state_name(&self, g: &Goroutine) -> String {
-        match g.status {
+        self.status_name(g.status, g.wait_reason)
+    }
+
+    /// The wait reason of a waiting goroutine, else its status.
+    fn status_name(&self, status: GStatus, wait_reason: u8) -> String {
+        match status {
             GStatus::Waiting | GStatus::Leaked => self
                 .symbols
                 .symbols()
-                .wait_reason(g.wait_reason)
+                .wait_reason(wait_reason)
                 .map(str::to_string)
-                .unwrap_or_else(|| g.status.name().to_string()),
+                .unwrap_or_else(|| status.name().to_string()),
             other => other.name().to_string(),
         }
     }
+}
+
+/// Who started a site's goroutines: like the runtime's isSystemGoroutine,
+/// what runs runtime code is the runtime's, except main and coroutines.
+fn origin(symbols: &Symbolizer<'_>, created_at: &SourceLocation, entry: &SourceLocation) -> Origin {
+    let runtime_entry = is_runtime_function(&entry.function) && entry.function != COROUTINE_START;
+    if runtime_entry || is_runtime_function(&created_at.function) {
+        return Origin::Runtime;
+    }
+    if symbols.symbols().is_standard_library(created_at) {
+        Origin::StandardLibrary
+    } else {
+        Origin::Program
+    }
+}
+
+/// Sampled attach mode: the `go` statements (run-time `gopc`) that look like
+/// leaks in a census, to record creation stacks at: the program's own,
+/// with goroutines that stayed blocked since the census before, none of
+/// which has ended while observed. A worker pool qualifies too, but its
+/// probe only fires if it starts new goroutines.
+pub fn suspects(census: &CensusResult, symbols: &Symbolizer<'_>) -> Vec<u64> {
+    let mut gopcs: Vec<u64> = census
+        .sites
+        .iter()
+        .filter(|(_, site)| site.stuck > 0)
+        .filter(|(key, _)| {
+            census
+                .counts
+                .get(key)
+                .is_none_or(|c| c.exited == 0 && c.exited_preexisting == 0)
+        })
+        .filter(|(key, _)| {
+            let (Some(created_at), Some(entry)) = (
+                symbols.call_site(key.gopc),
+                symbols.goroutine_entry(key.startpc),
+            ) else {
+                return false;
+            };
+            origin(symbols, &created_at, &entry) == Origin::Program
+        })
+        .map(|(key, _)| key.gopc)
+        .collect();
+    gopcs.sort_unstable();
+    gopcs.dedup();
+    gopcs
 }
 
 fn site_of(g: &Goroutine) -> SiteKey {

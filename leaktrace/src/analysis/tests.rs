@@ -123,7 +123,9 @@ fn goroutine(g: u64, goid: u64, key: SiteKey, status: GStatus) -> Goroutine {
             0
         },
         wait_since_ns: 0,
+        tracking_seq: 0,
         sched_pc: GOPARK_PC,
+        sched_sp: 0,
         sched_bp: 0,
         waiting: 0,
     }
@@ -162,6 +164,7 @@ fn observation(mode: Mode) -> Observation {
             now_ns: NOW,
             ..Default::default()
         }),
+        census: None,
         sites: HashMap::new(),
         goroutines: HashMap::new(),
         tickers: HashMap::new(),
@@ -173,6 +176,7 @@ fn observation(mode: Mode) -> Observation {
         timeline: None,
         events: EventCounts::default(),
         timer_semantics: TimerSemantics::Sync,
+        costs: ProbeCosts::default(),
     }
 }
 

@@ -50,6 +50,11 @@ impl Timeline {
         self.samples.push(sample);
     }
 
+    /// Goroutines alive at the attach, of every site.
+    pub fn baseline_total(&self) -> u64 {
+        self.baseline.values().sum()
+    }
+
     pub fn last(&self) -> Option<&Sample> {
         self.samples.last()
     }

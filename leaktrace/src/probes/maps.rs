@@ -10,7 +10,8 @@ use aya::maps::{
     StackTraceMap,
 };
 use leaktrace_ebpf::{
-    ExitNotice, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, TickerRecord, counter, map,
+    ExitNotice, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, SiteStack, TickerRecord, counter,
+    map,
 };
 
 use super::{ProbeError, Probes};
@@ -239,6 +240,20 @@ impl Probes {
         Ok(stacks)
     }
 
+    /// Sampled attach mode: per `go` statement (run-time `gopc`), the
+    /// creation stacks its probe counted, and how many goroutines each.
+    pub fn site_stacks(&self) -> Result<HashMap<u64, Vec<(StackId, u64)>>, ProbeError> {
+        let table: PerCpuHashMap<&MapData, SiteStack, u64> = typed(self.map(map::SITE_STACKS)?)?;
+        let mut stacks: HashMap<u64, Vec<(StackId, u64)>> = HashMap::new();
+        for (key, per_cpu) in table.iter().flatten() {
+            let count = per_cpu.iter().fold(0u64, |a, &c| a.saturating_add(c));
+            if let Some(id) = StackId::from_raw(key.stack_id) {
+                stacks.entry(key.gopc).or_default().push((id, count));
+            }
+        }
+        Ok(stacks)
+    }
+
     /// The ring buffer the exit probe writes to; taken once.
     pub fn take_exit_notices(&mut self) -> Result<ExitNotices, ProbeError> {
         let ring = self
@@ -275,7 +290,7 @@ impl ExitNotices {
     }
 }
 
-fn typed<M, T>(map: M) -> Result<T, ProbeError>
+pub(super) fn typed<M, T>(map: M) -> Result<T, ProbeError>
 where
     T: TryFrom<M, Error = MapError>,
 {
@@ -283,7 +298,7 @@ where
 }
 
 impl Probes {
-    fn map(&self, name: &'static str) -> Result<&Map, ProbeError> {
+    pub(super) fn map(&self, name: &'static str) -> Result<&Map, ProbeError> {
         self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
     }
 

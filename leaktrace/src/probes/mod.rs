@@ -6,6 +6,7 @@
 //! [`Probes`] (or leaktrace dying, which closes the descriptors) removes them
 //! all from the target.
 
+pub mod cost;
 pub mod maps;
 pub mod plan;
 
@@ -19,7 +20,7 @@ use aya::{
     },
 };
 use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, TimerLayout, global};
-use leaktrace_gobinary::GoBinary;
+use leaktrace_gobinary::{GoBinary, disasm};
 
 pub use maps::{ExitNotices, Park, Seed, SiteCounts, StackId, TrackedGoroutine, TrackedTicker};
 pub use plan::{Placement, PlacementError, ProbePoint};
@@ -84,6 +85,9 @@ pub struct Settings {
 pub struct Probes {
     ebpf: Ebpf,
     links: Vec<(&'static str, UProbeLinkId)>,
+    /// Every point attached, and whether the kernel emulates its instruction.
+    attached: Vec<(&'static str, bool)>,
+    loaded: Vec<&'static str>,
 }
 
 impl Probes {
@@ -119,6 +123,8 @@ impl Probes {
         Ok(Self {
             ebpf,
             links: Vec::new(),
+            attached: Vec::new(),
+            loaded: Vec::new(),
         })
     }
 
@@ -131,49 +137,64 @@ impl Probes {
         target: &Path,
         pid: u32,
     ) -> Result<(), ProbeError> {
-        let pid = NonZeroU32::new(pid).ok_or(ProbeError::NoPid)?;
-        let mut loaded: Vec<&'static str> = Vec::new();
         for point in points {
-            let program = point.program;
-            let uprobe: &mut UProbe = self
-                .ebpf
-                .program_mut(program)
-                .ok_or(ProbeError::MissingProgram(program))?
-                .try_into()
-                .map_err(|source| ProbeError::LoadProgram {
-                    program,
-                    source: Box::new(source),
-                })?;
-            if !loaded.contains(&program) {
-                uprobe.load().map_err(|source| ProbeError::LoadProgram {
-                    program,
-                    source: Box::new(source),
-                })?;
-                loaded.push(program);
-            }
-            let not_in_file = || ProbeError::NotInFile {
+            self.attach_point(binary, point, target, pid)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches one probe to process `pid`.
+    pub fn attach_point(
+        &mut self,
+        binary: &GoBinary,
+        point: &ProbePoint,
+        target: &Path,
+        pid: u32,
+    ) -> Result<(), ProbeError> {
+        let pid = NonZeroU32::new(pid).ok_or(ProbeError::NoPid)?;
+        let program = point.program;
+        let uprobe: &mut UProbe = self
+            .ebpf
+            .program_mut(program)
+            .ok_or(ProbeError::MissingProgram(program))?
+            .try_into()
+            .map_err(|source| ProbeError::LoadProgram {
+                program,
+                source: Box::new(source),
+            })?;
+        if !self.loaded.contains(&program) {
+            uprobe.load().map_err(|source| ProbeError::LoadProgram {
+                program,
+                source: Box::new(source),
+            })?;
+            self.loaded.push(program);
+        }
+        let not_in_file = || ProbeError::NotInFile {
+            function: point.function.clone(),
+            offset: point.offset,
+        };
+        let address = binary
+            .function(&point.function)
+            .and_then(|f| f.address.checked_add(point.offset))
+            .ok_or_else(not_in_file)?;
+        let file_offset = binary.file_offset(address).ok_or_else(not_in_file)?;
+        let link = uprobe
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(file_offset),
+                target,
+                UProbeScope::OneProcess(pid),
+            )
+            .map_err(|source| ProbeError::Attach {
                 function: point.function.clone(),
                 offset: point.offset,
-            };
-            let file_offset = binary
-                .function(&point.function)
-                .and_then(|f| f.address.checked_add(point.offset))
-                .and_then(|address| binary.file_offset(address))
-                .ok_or_else(not_in_file)?;
-            let link = uprobe
-                .attach(
-                    UProbeAttachLocation::AbsoluteOffset(file_offset),
-                    target,
-                    UProbeScope::OneProcess(pid),
-                )
-                .map_err(|source| ProbeError::Attach {
-                    function: point.function.clone(),
-                    offset: point.offset,
-                    target: target.to_path_buf(),
-                    source: Box::new(source),
-                })?;
-            self.links.push((program, link));
-        }
+                target: target.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        self.links.push((program, link));
+        let emulated = binary
+            .code(leaktrace_gobinary::Function { address, size: 16 })
+            .is_some_and(|code| disasm::is_emulated(code, address));
+        self.attached.push((program, emulated));
         Ok(())
     }
 

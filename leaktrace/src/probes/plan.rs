@@ -68,21 +68,50 @@ pub fn probe_points(
         });
     }
     points.extend(ticker_points(binary, placement)?);
-    // Assembly without a prologue, run once. The symbol table calls it
-    // `runtime.exit.abi0`, the pclntab `runtime.exit`.
+    points.push(exit_point(binary)?);
+    Ok(points)
+}
+
+/// `runtime.exit`: assembly without a prologue, run once. The symbol table
+/// calls it `runtime.exit.abi0`, the pclntab `runtime.exit`.
+pub fn exit_point(binary: &GoBinary) -> Result<ProbePoint, PlacementError> {
     let exit_fn = if binary.function("runtime.exit.abi0").is_some() {
         "runtime.exit.abi0"
     } else {
         "runtime.exit"
     };
     required(binary, exit_fn)?;
-    points.push(ProbePoint {
+    Ok(ProbePoint {
         program: program::PROCESS_EXITING,
         function: exit_fn.to_string(),
         offset: 0,
-    });
-    Ok(points)
+    })
 }
+
+/// The `CALL runtime.newproc` of the `go` statement whose goroutines have
+/// this `gopc` (link-time): the call is the 5 bytes before it. `None` if the
+/// instruction there is not that call (a coroutine, or a corrupt `gopc`).
+pub fn site_point(binary: &GoBinary, gopc: u64) -> Option<ProbePoint> {
+    let newproc = binary.function("runtime.newproc")?;
+    let call = gopc.checked_sub(CALL_REL32_LEN)?;
+    let code = binary.code(Function {
+        address: call,
+        size: CALL_REL32_LEN,
+    })?;
+    if disasm::call_target(code, call) != Some(newproc.address) {
+        return None;
+    }
+    let function = binary.location(call)?.function;
+    let start = binary.function(&function)?;
+    Some(ProbePoint {
+        program: program::SITE_CREATING,
+        function,
+        offset: call - start.address,
+    })
+}
+
+/// `CALL rel32`.
+const CALL_REL32_LEN: u64 = 5;
 
 /// The first prologue instruction the kernel emulates, or the entry (naive).
 fn entry_offset(

@@ -42,6 +42,22 @@ impl GStatus {
         }
     }
 
+    /// The runtime's number for the status (`_Gwaiting` is 4, ...).
+    pub fn code(self) -> u32 {
+        match self {
+            Self::Idle => 0,
+            Self::Runnable => 1,
+            Self::Running => 2,
+            Self::Syscall => 3,
+            Self::Waiting => 4,
+            Self::Dead => 6,
+            Self::CopyStack => 8,
+            Self::Preempted => 9,
+            Self::Leaked => 10,
+            Self::Other(raw) => raw,
+        }
+    }
+
     /// Whether the goroutine is parked, as opposed to running or ready to run.
     pub fn is_blocked(self) -> bool {
         matches!(self, Self::Waiting | Self::Leaked | Self::Syscall)
@@ -78,8 +94,11 @@ pub struct Goroutine {
     /// The runtime's own approximate block time (CLOCK_MONOTONIC ns), set by
     /// the GC the first time it sees the goroutine blocked; 0 if not yet.
     pub wait_since_ns: i64,
+    /// Changes each time the goroutine stops running (`g.trackingSeq`).
+    pub tracking_seq: u8,
     /// Where it stopped (`g.sched`): valid while it is not running.
     pub sched_pc: u64,
+    pub sched_sp: u64,
     pub sched_bp: u64,
     /// `g.waiting`: the sudogs of the channel operations it is blocked in.
     pub waiting: u64,
@@ -118,11 +137,20 @@ const MAX_FRAMES: usize = 64;
 /// stopped at, then the return addresses found by following Go's frame
 /// pointers from `g.sched.bp`. Empty for a goroutine that is not parked.
 pub fn current_stack(mem: &dyn Memory, g: &Goroutine) -> Vec<u64> {
-    if !matches!(g.status, GStatus::Waiting | GStatus::Leaked) || g.sched_pc == 0 {
+    if !matches!(g.status, GStatus::Waiting | GStatus::Leaked) {
         return Vec::new();
     }
-    let mut frames = vec![g.sched_pc];
-    let mut bp = g.sched_bp;
+    unwind(mem, g.sched_pc, g.sched_bp)
+}
+
+/// The stack of a goroutine stopped at `pc` with frame pointer `bp`,
+/// innermost first.
+pub fn unwind(mem: &dyn Memory, pc: u64, bp: u64) -> Vec<u64> {
+    if pc == 0 {
+        return Vec::new();
+    }
+    let mut frames = vec![pc];
+    let mut bp = bp;
     while frames.len() < MAX_FRAMES && bp != 0 {
         let Some(ret_at) = bp.checked_add(8) else {
             break;
@@ -189,8 +217,9 @@ pub fn read_each(
     goroutines
 }
 
-/// Decodes one `runtime.g` from its first bytes; `None` if it is dead.
-fn decode(g: u64, raw: &[u8], layout: &GLayout) -> Option<Goroutine> {
+/// Decodes one `runtime.g` from its first [`GLayout::span`] bytes; `None`
+/// if it is dead.
+pub fn decode(g: u64, raw: &[u8], layout: &GLayout) -> Option<Goroutine> {
     let bytes = |off: u64, len: usize| {
         let from = usize::try_from(off).ok()?;
         raw.get(from..from.checked_add(len)?)
@@ -210,7 +239,9 @@ fn decode(g: u64, raw: &[u8], layout: &GLayout) -> Option<Goroutine> {
         status,
         wait_reason: *bytes(layout.waitreason, 1)?.first()?,
         wait_since_ns: u64_at(layout.waitsince)? as i64,
+        tracking_seq: *bytes(layout.tracking_seq, 1)?.first()?,
         sched_pc: u64_at(layout.sched_pc)?,
+        sched_sp: u64_at(layout.sched_sp)?,
         sched_bp: u64_at(layout.sched_bp)?,
         waiting: u64_at(layout.waiting)?,
     })
@@ -276,7 +307,9 @@ mod tests {
                 status: GStatus::Waiting,
                 wait_reason: 14,
                 wait_since_ns: 123,
+                tracking_seq: 0,
                 sched_pc: 0x406000,
+                sched_sp: 0,
                 sched_bp: 0xd000,
                 waiting: 0xe000,
             }
@@ -311,7 +344,9 @@ mod tests {
             status: GStatus::Waiting,
             wait_reason: 0,
             wait_since_ns: 0,
+            tracking_seq: 0,
             sched_pc,
+            sched_sp: 0,
             sched_bp,
             waiting: 0,
         }

@@ -4,6 +4,7 @@
 //! [`GoBinary`]; this module only adds the running image, reached through
 //! [`Memory`].
 
+pub mod census;
 pub mod goroutines;
 pub mod memory;
 pub mod tickers;
@@ -117,6 +118,28 @@ impl Process {
 
     pub fn memory(&self) -> &dyn Memory {
         &self.memory
+    }
+
+    /// A census of the goroutines, to take again and again (see [`census`]).
+    pub fn census(&self, binary: &GoBinary) -> Result<census::Census, ProcessError> {
+        let allgs = binary
+            .allgs_address()
+            .map_err(ProcessError::NoAllgs)?
+            .wrapping_add(self.load_bias);
+        Ok(census::Census::new(binary.g_layout, allgs))
+    }
+
+    /// Takes a census, counting where each goroutine came from.
+    pub fn take_census(
+        &self,
+        census: &mut census::Census,
+    ) -> Result<census::CensusResult, ProcessError> {
+        census
+            .take(&self.memory)
+            .map_err(|source| ProcessError::Goroutines {
+                pid: self.pid,
+                source,
+            })
     }
 
     /// Every goroutine right now, from `runtime.allgs`.

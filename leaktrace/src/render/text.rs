@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    BlockedFor, Mode, Report, SiteReport, SourceLocation, TickerSite, TickerVerdict, TimeSource,
-    TimerSemantics, Verdict,
+    BlockedFor, Mode, Observing, ProbeCosts, Report, SiteReport, SourceLocation, TickerSite,
+    TickerVerdict, TimeSource, TimerSemantics, Verdict,
 };
 
 pub fn render(report: &Report) -> String {
@@ -58,11 +58,16 @@ pub fn render(report: &Report) -> String {
         );
     }
     if !report.snapshot {
+        let source = match report.costs.observing {
+            Observing::Exact => "the probes alone",
+            Observing::Sampled => "the last census before",
+        };
         let _ = writeln!(
             out,
-            "warning: the target's memory could not be read at the end; live counts come from the probes alone"
+            "warning: the target's memory could not be read at the end; live counts come from {source}"
         );
     }
+    let _ = writeln!(out, "{}", costs(&report.costs));
     for site in report
         .goroutines
         .iter()
@@ -100,6 +105,45 @@ pub fn render(report: &Report) -> String {
         );
     }
     out
+}
+
+/// One line on what observing cost: the target's time in probes, and in
+/// sampled mode the censuses, which cost leaktrace, not the target.
+fn costs(costs: &ProbeCosts) -> String {
+    let hits: u64 = costs.probes.iter().map(|p| p.hits).sum();
+    let points: u32 = costs.probes.iter().map(|p| p.points).sum();
+    let per_second: f64 = costs.probes.iter().map(|p| p.hits_per_second).sum();
+    let probes = format!(
+        "{hits} probe {} ({per_second:.0}/s) on {points} {}, about {} of the target's time ({:.3}% of a CPU)",
+        plural(hits, "hit"),
+        plural(u64::from(points), "probe point"),
+        short_duration(costs.estimated_target_ns),
+        costs.estimated_cpu_share * 100.0
+    );
+    match costs.last_census {
+        Some(census) => format!(
+            "cost: {probes}; {} {} of {} {} read from memory, the last in {}",
+            costs.censuses,
+            if costs.censuses == 1 {
+                "census"
+            } else {
+                "censuses"
+            },
+            census.goroutines,
+            plural(census.goroutines, "goroutine"),
+            short_duration(census.took_ns)
+        ),
+        None => format!("cost: {probes}"),
+    }
+}
+
+/// A duration below a second in µs or ms.
+fn short_duration(ns: u64) -> String {
+    if ns < 1_000_000 {
+        format!("{}µs", ns / 1_000)
+    } else {
+        duration(ns)
+    }
 }
 
 /// Creation-stack frames shown per stack; JSON has them all.
@@ -283,7 +327,7 @@ fn states(site: &SiteReport) -> String {
 }
 
 fn blocked_for(blocked: BlockedFor) -> String {
-    let approx = if blocked.source == TimeSource::Runtime {
+    let approx = if matches!(blocked.source, TimeSource::Runtime | TimeSource::Sampled) {
         "≥"
     } else {
         ""

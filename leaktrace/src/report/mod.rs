@@ -85,6 +85,9 @@ pub enum TimeSource {
     /// From `runtime.g.waitsince`, which the GC sets when it first sees the
     /// goroutine blocked: a lower bound.
     Runtime,
+    /// Sampled attach mode: seen blocked, and not run since (unchanged
+    /// `trackingSeq`), by every census since this long ago: a lower bound.
+    Sampled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -123,6 +126,55 @@ impl EventCounts {
             + self.dropped_stack
             + self.dropped_ticker_table_full
     }
+}
+
+/// How leaktrace observed: every probe event (`exact`), or censuses of the
+/// target's memory with probes only where creation stacks are wanted
+/// (`sampled`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observing {
+    #[default]
+    Exact,
+    Sampled,
+}
+
+/// One eBPF program's probes and what they cost the target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeCost {
+    pub program: String,
+    /// Probe points it is attached at.
+    pub points: u32,
+    pub hits: u64,
+    pub hits_per_second: f64,
+    /// The estimated cost of one hit to the target, in ns: the trap (which
+    /// depends on whether the kernel emulates the probed instruction or
+    /// single-steps it), plus the program's work.
+    pub estimated_ns_per_hit: u64,
+}
+
+/// What observing cost the target: its time in the probes, estimated from
+/// their hits. Memory reads (censuses) cost the target nothing; they are
+/// leaktrace's own time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProbeCosts {
+    pub observing: Observing,
+    pub probes: Vec<ProbeCost>,
+    /// Estimated time the target's threads spent in probes, in ns.
+    pub estimated_target_ns: u64,
+    /// That, as a share of one CPU over the observed time.
+    pub estimated_cpu_share: f64,
+    /// Sampled mode: censuses of the goroutines taken, and the last one.
+    pub censuses: u64,
+    pub last_census: Option<CensusCost>,
+}
+
+/// One census of the goroutines from memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CensusCost {
+    pub goroutines: u64,
+    pub took_ns: u64,
+    pub bytes_read: u64,
 }
 
 /// Live goroutines (or tickers) of a site that share one creation stack.
@@ -247,6 +299,8 @@ pub struct Report {
     pub dropped: u64,
     pub events: EventCounts,
     pub goroutines: Vec<SiteReport>,
+    /// What observing cost the target.
+    pub costs: ProbeCosts,
     /// How the target's Go release treats unstopped tickers.
     pub timer_semantics: TimerSemantics,
     /// Tickers created while observed, by the line that created them.

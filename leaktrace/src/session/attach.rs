@@ -1,12 +1,21 @@
 //! `leaktrace -p PID`: observe a running process for a while, then report.
 //!
-//! After the probes are attached, the goroutines that already exist are read
-//! from `runtime.allgs` and added to the kernel's table, so from then on the
-//! exit and park probes track old and new goroutines alike: none is counted
-//! twice, and none is missed (a goroutine created while the table is read is
+//! By default (sampled), the goroutines are counted from the target's memory
+//! by repeated censuses ([`crate::process::census`]), which cost the target
+//! nothing; the only probes are on `runtime.exit` and on the `go`
+//! statements whose goroutines stay blocked and never end, for their
+//! creation stacks.
+//!
+//! With `--exact`, every creation, exit and park is probed. After the probes
+//! are attached, the goroutines that already exist are read from
+//! `runtime.allgs` and added to the kernel's table, so from then on the exit
+//! and park probes track old and new goroutines alike: none is counted twice,
+//! and none is missed (a goroutine created while the table is read is
 //! recorded by the probes; one that exits meanwhile is found dead when the
-//! seeded entries are checked, and removed). Site counters are sampled over
-//! the window for the growth verdict, the live view and `--interval`.
+//! seeded entries are checked, and removed).
+//!
+//! Either way, per-site live counts are sampled over the window for the
+//! growth verdict, the live view and `--interval`.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -22,17 +31,21 @@ use super::{Ending, Tracing, destination, elapsed_ns, policy, preflight, target_
 use crate::{
     Error,
     analysis::{
-        Symbolizer,
+        self, SampledEnd, Symbolizer,
         interval::interval,
         timeline::{Sample, Timeline},
         verdict::Thresholds,
     },
     cli::AttachArgs,
     error::one_line,
-    probes::{Probes, Seed},
-    process::{self, Process, Snapshot},
+    probes::{Probes, Seed, SiteCounts, plan},
+    process::{
+        self, Process, Snapshot,
+        census::{Census, CensusResult, unwind_stopped},
+        tickers::TickerMemory,
+    },
     render::{self, TextStream, json, live_view::LiveView, text},
-    report::Mode,
+    report::{EventCounts, Mode, Observing},
 };
 
 /// How often to check that the target still exists.
@@ -54,26 +67,37 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
     );
     let process = Process::open(pid, &binary)?;
     let godebug = process.godebug();
+    let observing = if args.exact {
+        Observing::Exact
+    } else {
+        Observing::Sampled
+    };
 
-    let mut tracing = Tracing::start(Mode::Attach, binary, &args.probes, &executable.path, pid)?;
+    let mut tracing = Tracing::start(
+        Mode::Attach,
+        observing,
+        binary,
+        &args.probes,
+        &executable.path,
+        pid,
+    )?;
     let mut exit_notices = tracing.probes.take_exit_notices()?;
     let started = Instant::now();
-    let baseline = seed_existing_goroutines(&mut tracing.probes, &process, &tracing.binary)?;
-    let existing: u64 = baseline.values().sum();
+    let mut watch = match observing {
+        Observing::Exact => Watch::exact(&mut tracing, &process)?,
+        Observing::Sampled => Watch::sampled(&mut tracing, &process, started).await?,
+    };
     render::note(format!(
-        "tracing pid {pid} ({}, {}), {existing} goroutines already running{}; Ctrl-C to stop",
+        "tracing pid {pid} ({}, {}), {} goroutines already running{}; Ctrl-C to stop",
         executable.shown.display(),
         tracing.binary.build.version_text,
+        watch.timeline.baseline_total(),
         args.duration
             .map(|d| format!(", for {}", text::duration(duration_ns(d))))
             .unwrap_or_default()
     ));
 
     let symbolizer = Symbolizer::new(&tracing.binary, process.load_bias());
-    let mut timeline = Timeline::new(baseline);
-    let sample_every = args
-        .interval
-        .unwrap_or_else(|| sampling_period(args.duration));
     let mut live_view =
         (args.interval.is_none() && !args.output.json && std::io::stderr().is_terminal())
             .then(|| LiveView::new(pid));
@@ -81,12 +105,24 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         signal(SignalKind::interrupt()).map_err(|source| Error::io("handling SIGINT", source))?;
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|source| Error::io("handling SIGTERM", source))?;
-    let deadline = tokio::time::sleep(args.duration.unwrap_or(Duration::MAX / 4));
+    // The window counts from the attach, first censuses included.
+    let deadline = tokio::time::sleep_until(
+        tokio::time::Instant::from_std(started) + args.duration.unwrap_or(Duration::MAX / 4),
+    );
     tokio::pin!(deadline);
     let mut liveness = tokio::time::interval(LIVENESS_POLL);
-    let mut sampling = tokio::time::interval(sample_every);
-    sampling.tick().await; // the first tick is immediate
-    timeline.push(take_sample(&tracing.probes, started)?);
+    // --interval is the user's to choose; otherwise censuses keep to their
+    // duty cycle.
+    let default_period = match observing {
+        Observing::Exact => sampling_period(args.duration),
+        Observing::Sampled => CENSUS_PERIOD,
+    };
+    let period = |watch: &Watch| {
+        args.interval
+            .unwrap_or_else(|| watch.period(default_period))
+    };
+    let next_sample = tokio::time::sleep(period(&watch));
+    tokio::pin!(next_sample);
     let mut exit_code = None;
     let target_exited = loop {
         tokio::select! {
@@ -97,9 +133,15 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
                 exit_code = exit_code.or_else(|| exit_notices.next_exit_code(pid));
                 if !process::is_alive(pid) { break true }
             }
-            _ = sampling.tick() => {
-                timeline.push(take_sample(&tracing.probes, started)?);
-                let Some(interval) = interval(&symbolizer, &timeline) else { continue };
+            _ = &mut next_sample => {
+                let sampled = watch.sample(&mut tracing.probes, &tracing.binary, &process, &symbolizer, started)?;
+                next_sample
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + period(&watch));
+                if !sampled {
+                    continue;
+                }
+                let Some(interval) = interval(&symbolizer, &watch.timeline) else { continue };
                 if args.interval.is_some() {
                     render::line(&json::interval_line(&interval))?;
                 } else if let Some(view) = live_view.as_mut() {
@@ -113,12 +155,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         view.clear();
     }
     let observed_ns = elapsed_ns(started);
-    // The report's counts are this last sample's, so they agree with the trend.
-    let last = take_sample(&tracing.probes, started)?;
-    let (sites, events) = (last.sites.clone(), last.events);
-    timeline.push(last);
-
-    let (snapshot, ticker_memory) = if target_exited {
+    if target_exited {
         let how = exit_code.map_or_else(
             || "was killed".to_string(),
             |code| format!("exited with status {code}"),
@@ -126,29 +163,21 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         render::note(format!(
             "process {pid} {how} while observed; reporting what was seen until then"
         ));
-        (None, Default::default())
-    } else {
-        let snapshot = final_snapshot(&process, &tracing);
-        let tickers = tracing.probes.tickers()?;
-        let running: HashSet<u64> = tickers
-            .iter()
-            .filter(|(_, t)| !t.stopped)
-            .map(|(&t, _)| t)
-            .collect();
-        let memory = process.tickers(&tracing.binary, tickers.keys().copied(), &running);
-        (snapshot, memory)
-    };
+    }
+    let end = watch.finish(&mut tracing, &process, started, target_exited)?;
     let ending = Ending {
         target: target_info(pid, &executable.shown, &tracing.binary),
         observed_ns,
         exit_code,
-        snapshot,
-        ticker_memory,
-        timeline: Some(timeline),
-        events,
-        sites,
+        snapshot: end.snapshot,
+        ticker_memory: end.ticker_memory,
+        timeline: Some(watch.timeline),
+        events: end.events,
+        sites: end.sites,
         load_bias: process.load_bias(),
         godebug,
+        sampled: end.sampled,
+        censuses: watch.censuses,
     };
     let report = tracing.conclude(ending, &policy)?;
     if args.interval.is_some() && args.output.output.is_none() {
@@ -158,6 +187,260 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         render::emit(&report, &destination(&args.output, TextStream::Stdout))?;
     }
     Ok(0)
+}
+
+/// How often, at most, sampled mode takes a census.
+const CENSUS_PERIOD: Duration = Duration::from_millis(100);
+/// Sampled mode waits this long between censuses for each second one
+/// takes: leaktrace then spends at most 1/20 of a CPU reading memory.
+const CENSUS_DUTY: u32 = 20;
+/// A first census quicker than this is followed at once by a second.
+const QUICK_CENSUS: Duration = Duration::from_millis(50);
+/// Sampled mode probes at most this many `go` statements for creation stacks.
+const MAX_SITE_PROBES: usize = 64;
+
+/// What one attach window has seen so far, by either way of observing.
+struct Watch {
+    timeline: Timeline,
+    /// Sampled mode: the census state and its last result.
+    census: Option<(Census, CensusResult)>,
+    /// Sampled mode: the `go` statements probed for creation stacks.
+    probed_sites: HashSet<u64>,
+    censuses: u64,
+}
+
+/// What the window ended with.
+struct WatchEnd {
+    snapshot: Option<Snapshot>,
+    ticker_memory: TickerMemory,
+    sampled: Option<SampledEnd>,
+    events: EventCounts,
+    sites: SiteCounts,
+}
+
+impl Watch {
+    /// Exact mode: the goroutines that exist are read and added to the
+    /// probes' table; from then on the probes count every event.
+    fn exact(tracing: &mut Tracing, process: &Process) -> Result<Self, Error> {
+        let baseline = seed_existing_goroutines(&mut tracing.probes, process, &tracing.binary)?;
+        let mut watch = Self {
+            timeline: Timeline::new(baseline),
+            census: None,
+            probed_sites: HashSet::new(),
+            censuses: 0,
+        };
+        watch.timeline.push(Sample {
+            elapsed_ns: 0,
+            events: tracing.probes.event_counts()?,
+            sites: tracing.probes.site_counts()?,
+        });
+        Ok(watch)
+    }
+
+    /// Sampled mode: a first census is the baseline; a second one, shortly
+    /// after, shows which goroutines stay blocked, and their `go`
+    /// statements are probed for creation stacks before observing starts.
+    /// When a census is slow (many goroutines), that waits for the next one,
+    /// so that the first report is not delayed.
+    async fn sampled(
+        tracing: &mut Tracing,
+        process: &Process,
+        started: Instant,
+    ) -> Result<Self, Error> {
+        let mut census = process.census(&tracing.binary)?;
+        let first = process.take_census(&mut census)?;
+        let mut watch = Self {
+            timeline: Timeline::new(first.live_per_site()),
+            census: None,
+            probed_sites: HashSet::new(),
+            censuses: 1,
+        };
+        let first_sample = census_sample(&first, &tracing.probes, started)?;
+        watch.timeline.push(first_sample);
+        let quick = first.took < QUICK_CENSUS;
+        watch.census = Some((census, first));
+        if !quick {
+            return Ok(watch);
+        }
+        tokio::time::sleep(CENSUS_PERIOD).await;
+        let symbolizer = Symbolizer::new(&tracing.binary, process.load_bias());
+        watch.sample(
+            &mut tracing.probes,
+            &tracing.binary,
+            process,
+            &symbolizer,
+            started,
+        )?;
+        Ok(watch)
+    }
+
+    /// How long to wait for the next sample: `base`, or longer after a slow
+    /// census.
+    fn period(&self, base: Duration) -> Duration {
+        match &self.census {
+            Some((_, last)) => base.max(last.took * CENSUS_DUTY),
+            None => base,
+        }
+    }
+
+    /// Adds a sample to the timeline; `false` if none could be taken.
+    fn sample(
+        &mut self,
+        probes: &mut Probes,
+        binary: &GoBinary,
+        process: &Process,
+        symbolizer: &Symbolizer<'_>,
+        started: Instant,
+    ) -> Result<bool, Error> {
+        let Some((census, last)) = self.census.as_mut() else {
+            self.timeline.push(Sample {
+                elapsed_ns: elapsed_ns(started),
+                events: probes.event_counts()?,
+                sites: probes.site_counts()?,
+            });
+            return Ok(true);
+        };
+        // The target may be exiting: the liveness poll will say so.
+        let Ok(result) = process.take_census(census) else {
+            return Ok(false);
+        };
+        self.censuses += 1;
+        self.timeline.push(census_sample(&result, probes, started)?);
+        for gopc in analysis::suspects(&result, symbolizer) {
+            if self.probed_sites.len() >= MAX_SITE_PROBES || !self.probed_sites.insert(gopc) {
+                continue;
+            }
+            let link_time = gopc.wrapping_sub(process.load_bias());
+            let Some(point) = plan::site_point(binary, link_time) else {
+                continue;
+            };
+            let path = std::path::PathBuf::from(format!("/proc/{}/exe", process.pid()));
+            if let Err(e) = probes.attach_point(binary, &point, &path, process.pid()) {
+                render::note(format!(
+                    "cannot record creation stacks at {}+{:#x}: {}",
+                    point.function,
+                    point.offset,
+                    one_line(&e)
+                ));
+            }
+        }
+        *last = result;
+        Ok(true)
+    }
+
+    /// The last counts, and what memory says at the end.
+    fn finish(
+        &mut self,
+        tracing: &mut Tracing,
+        process: &Process,
+        started: Instant,
+        target_exited: bool,
+    ) -> Result<WatchEnd, Error> {
+        let Some((census, last)) = self.census.as_mut() else {
+            return exact_end(&mut self.timeline, tracing, process, started, target_exited);
+        };
+        let mut at_end = false;
+        if !target_exited && let Ok(result) = process.take_census(census) {
+            self.censuses += 1;
+            self.timeline
+                .push(census_sample(&result, &tracing.probes, started)?);
+            *last = result;
+            at_end = true;
+        }
+        let last = std::mem::take(last);
+        let current_stacks = if at_end {
+            last.sites
+                .iter()
+                .map(|(key, site)| (*key, unwind_stopped(process.memory(), &site.stopped_at)))
+                .filter(|(_, stacks)| !stacks.is_empty())
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let events = census_events(&last, &tracing.probes)?;
+        Ok(WatchEnd {
+            snapshot: None,
+            ticker_memory: TickerMemory::default(),
+            events,
+            sites: last.counts.clone(),
+            sampled: Some(SampledEnd {
+                last,
+                at_end,
+                current_stacks,
+                creation_stacks: HashMap::new(),
+            }),
+        })
+    }
+}
+
+/// Exact mode's end: the counters of a last sample, and every goroutine
+/// (and the tickers the probes saw) read from memory.
+fn exact_end(
+    timeline: &mut Timeline,
+    tracing: &mut Tracing,
+    process: &Process,
+    started: Instant,
+    target_exited: bool,
+) -> Result<WatchEnd, Error> {
+    // The report's counts are this last sample's, so they agree with the trend.
+    let last = Sample {
+        elapsed_ns: elapsed_ns(started),
+        events: tracing.probes.event_counts()?,
+        sites: tracing.probes.site_counts()?,
+    };
+    let (sites, events) = (last.sites.clone(), last.events);
+    timeline.push(last);
+    let (snapshot, ticker_memory) = if target_exited {
+        (None, TickerMemory::default())
+    } else {
+        let snapshot = final_snapshot(process, tracing);
+        let tickers = tracing.probes.tickers()?;
+        let running: HashSet<u64> = tickers
+            .iter()
+            .filter(|(_, t)| !t.stopped)
+            .map(|(&t, _)| t)
+            .collect();
+        let memory = process.tickers(&tracing.binary, tickers.keys().copied(), &running);
+        (snapshot, memory)
+    };
+    Ok(WatchEnd {
+        snapshot,
+        ticker_memory,
+        sampled: None,
+        events,
+        sites,
+    })
+}
+
+/// A census as a point of the timeline.
+fn census_sample(
+    result: &CensusResult,
+    probes: &Probes,
+    started: Instant,
+) -> Result<Sample, Error> {
+    Ok(Sample {
+        elapsed_ns: elapsed_ns(started),
+        events: census_events(result, probes)?,
+        sites: result.counts.clone(),
+    })
+}
+
+/// Sampled mode's event counts: goroutines the censuses saw start and end,
+/// and what the kernel dropped (creation stacks).
+fn census_events(result: &CensusResult, probes: &Probes) -> Result<EventCounts, Error> {
+    let (created, exited) = result.counts.values().fold((0u64, 0u64), |(c, e), s| {
+        (
+            c.saturating_add(s.created),
+            e.saturating_add(s.exited)
+                .saturating_add(s.exited_preexisting),
+        )
+    });
+    Ok(EventCounts {
+        created,
+        exited,
+        parked: 0,
+        ..probes.event_counts()?
+    })
 }
 
 /// Every goroutine at the end; failing that, those the probes track.
@@ -244,14 +527,6 @@ fn seed_existing_goroutines(
         }
     }
     Ok(baseline)
-}
-
-fn take_sample(probes: &Probes, started: Instant) -> Result<Sample, Error> {
-    Ok(Sample {
-        elapsed_ns: elapsed_ns(started),
-        events: probes.event_counts()?,
-        sites: probes.site_counts()?,
-    })
 }
 
 /// About twenty samples per window, between 100 ms and 1 s apart.

@@ -16,21 +16,23 @@ use leaktrace_gobinary::GoBinary;
 use crate::{
     Error,
     analysis::{
-        self, Observation, Policy, Symbolizer, ignore::IgnoreRules, tickers::timer_semantics,
-        timeline::Timeline, verdict::Thresholds,
+        self, Observation, Policy, SampledEnd, Symbolizer, ignore::IgnoreRules,
+        tickers::timer_semantics, timeline::Timeline, verdict::Thresholds,
     },
     cli::{OutputArgs, ProbeArgs},
-    probes::{AtExit, ProbeError, Probes, Settings, SiteCounts, plan},
+    probes::{AtExit, ProbeError, ProbePoint, Probes, Settings, SiteCounts, plan},
     process::{Snapshot, tickers::TickerMemory},
     render::{self, Destination, Format, TextStream},
-    report::{EventCounts, Mode, Report, TargetInfo},
+    report::{CensusCost, EventCounts, Mode, Observing, ProbeCosts, Report, TargetInfo},
 };
 
 /// A binary whose probes are attached to one process.
 struct Tracing {
     mode: Mode,
+    observing: Observing,
     binary: GoBinary,
     probes: Probes,
+    creation_stacks: bool,
 }
 
 /// How observing ended: the last counts, and what memory said then.
@@ -47,13 +49,20 @@ struct Ending {
     load_bias: u64,
     /// The target's GODEBUG environment variable.
     godebug: Option<String>,
+    /// Sampled attach mode: the last census and what goes with it.
+    sampled: Option<SampledEnd>,
+    /// Sampled attach mode: censuses taken.
+    censuses: u64,
 }
 
 impl Tracing {
-    /// Stages 1 and 2: checks the machine, then loads the probes for `binary`
-    /// and attaches them to `pid`, whose executable is reachable at `path`.
+    /// Stage 2: loads the probes for `binary` and attaches them to `pid`,
+    /// whose executable is reachable at `path`: every probe (`exact`), or
+    /// only the exit probe, to which per-site probes are added later
+    /// (`sampled`).
     fn start(
         mode: Mode,
+        observing: Observing,
         binary: GoBinary,
         probe_args: &ProbeArgs,
         path: &Path,
@@ -63,34 +72,61 @@ impl Tracing {
             Mode::Run => AtExit::Stop,
             Mode::Attach => AtExit::Continue,
         };
+        let creation_stacks = !probe_args.no_stacks;
         let mut probes = Probes::load(
             &binary,
             Settings {
                 at_exit,
-                creation_stacks: !probe_args.no_stacks,
+                creation_stacks,
             },
         )?;
-        let points =
-            plan::probe_points(&binary, probe_args.probe_placement).map_err(ProbeError::from)?;
+        let points: Vec<ProbePoint> = match observing {
+            Observing::Exact => {
+                plan::probe_points(&binary, probe_args.probe_placement).map_err(ProbeError::from)?
+            }
+            Observing::Sampled => vec![plan::exit_point(&binary).map_err(ProbeError::from)?],
+        };
         probes.attach(&binary, &points, path, pid)?;
         Ok(Self {
             mode,
+            observing,
             binary,
             probes,
+            creation_stacks,
         })
     }
 
     /// Stage 4: reads the kernel's tables, analyses, and detaches the probes
     /// (the target pays for them only while observed).
-    fn conclude(self, ending: Ending, policy: &Policy) -> Result<Report, Error> {
+    fn conclude(self, mut ending: Ending, policy: &Policy) -> Result<Report, Error> {
+        let costs = self.costs(&ending)?;
         let goroutines = self.probes.goroutines()?;
         let tickers = self.probes.tickers()?;
-        let stacks = self.probes.stacks(
+        let mut stacks = self.probes.stacks(
             goroutines
                 .values()
                 .filter_map(|g| g.creation_stack)
                 .chain(tickers.values().filter_map(|t| t.creation_stack)),
         )?;
+        if let Some(sampled) = ending.sampled.as_mut() {
+            sampled.creation_stacks = self.probes.site_stacks()?;
+            let site_stacks = self.probes.stacks(
+                sampled
+                    .creation_stacks
+                    .values()
+                    .flatten()
+                    .map(|&(id, _)| id),
+            )?;
+            // A site probe's stack starts at its own `CALL runtime.newproc`;
+            // the `go` statement's return address, after it, names the line
+            // as for every other creation stack (whose first frame is skipped).
+            for (id, mut stack) in site_stacks {
+                if let Some(&call) = stack.first() {
+                    stack.insert(1, call.wrapping_add(5));
+                }
+                stacks.insert(id, stack);
+            }
+        }
         let build = &self.binary.build;
         let observation = Observation {
             mode: self.mode,
@@ -98,6 +134,7 @@ impl Tracing {
             observed_ns: ending.observed_ns,
             exit_code: ending.exit_code,
             snapshot: ending.snapshot,
+            census: ending.sampled,
             sites: ending.sites,
             goroutines,
             tickers,
@@ -111,11 +148,42 @@ impl Tracing {
                 self.binary.default_godebug("asynctimerchan"),
                 ending.godebug.as_deref(),
             ),
+            costs,
         };
         let symbolizer = Symbolizer::new(&self.binary, ending.load_bias);
         let report = analysis::analyse(&observation, &symbolizer, policy);
         self.probes.detach();
         Ok(report)
+    }
+}
+
+impl Tracing {
+    /// What the probes cost the target, and the censuses leaktrace.
+    fn costs(&self, ending: &Ending) -> Result<ProbeCosts, Error> {
+        let probes = self
+            .probes
+            .costs(ending.observed_ns, self.creation_stacks)?;
+        let estimated_target_ns = probes
+            .iter()
+            .map(|p| p.hits.saturating_mul(p.estimated_ns_per_hit))
+            .fold(0u64, u64::saturating_add);
+        let last_census = ending.sampled.as_ref().map(|s| CensusCost {
+            goroutines: s.last.live,
+            took_ns: u64::try_from(s.last.took.as_nanos()).unwrap_or(u64::MAX),
+            bytes_read: s.last.bytes_read,
+        });
+        Ok(ProbeCosts {
+            observing: self.observing,
+            probes,
+            estimated_target_ns,
+            estimated_cpu_share: if ending.observed_ns == 0 {
+                0.0
+            } else {
+                estimated_target_ns as f64 / ending.observed_ns as f64
+            },
+            censuses: ending.censuses,
+            last_census,
+        })
     }
 }
 

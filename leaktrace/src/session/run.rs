@@ -17,7 +17,7 @@ use crate::{
     probes::Probes,
     process::{self, Frozen, Process, Snapshot, tickers::TickerMemory},
     render::{self, TextStream},
-    report::Mode,
+    report::{Mode, Observing},
 };
 
 /// How often to check whether the held command has `exec`ed the Go program.
@@ -47,7 +47,14 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
 
     let held = launch::HeldCommand::spawn(&path, &args.command)?;
     let pid = held.pid;
-    let mut tracing = match Tracing::start(Mode::Run, binary, &args.probes, &path, pid) {
+    let mut tracing = match Tracing::start(
+        Mode::Run,
+        Observing::Exact,
+        binary,
+        &args.probes,
+        &path,
+        pid,
+    ) {
         Ok(tracing) => tracing,
         Err(e) => {
             process::send_signal(pid, libc::SIGKILL);
@@ -119,6 +126,8 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         load_bias,
         // The command runs with leaktrace's environment.
         godebug: std::env::var("GODEBUG").ok(),
+        sampled: None,
+        censuses: 0,
     };
     let report = tracing.conclude(ending, &policy)?;
     render::emit(&report, &destination(&args.output, TextStream::Stderr))?;
