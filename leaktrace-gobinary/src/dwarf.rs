@@ -5,7 +5,10 @@ use std::{borrow::Cow, collections::HashMap};
 
 use gimli::{AttributeValue, EndianSlice, LittleEndian};
 
-use crate::{elf::section_data, runtime_layout::GLayout};
+use crate::{
+    elf::section_data,
+    runtime_layout::{GLayout, TimerHeapLayout},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DwarfError {
@@ -76,6 +79,50 @@ pub fn read_g_layout_from<'a>(
         waiting: field("waiting")?,
         sudog_c: sudog_field("c")?,
         sudog_waitlink: sudog_field("waitlink")?,
+    })
+}
+
+/// Before Go 1.23: `time.Ticker{C <-chan Time; r runtimeTimer}`, and the
+/// runtime's `timer` is `r`.
+const PRE_GO123_TICKER_TIMER: u64 = 8;
+
+/// Reads where the runtime keeps its timers from `file`'s DWARF sections.
+pub fn read_timer_layout(file: &object::File<'_>) -> Result<TimerHeapLayout, DwarfError> {
+    if section_data(file, ".debug_info").is_none() {
+        return Err(DwarfError::Missing);
+    }
+    read_timer_layout_from(|name| section_data(file, name))
+}
+
+/// Reads the timer heap layout from DWARF sections given by name.
+pub fn read_timer_layout_from<'a>(
+    section: impl Fn(&str) -> Option<Cow<'a, [u8]>>,
+) -> Result<TimerHeapLayout, DwarfError> {
+    let load = |id: gimli::SectionId| -> Result<Cow<'a, [u8]>, gimli::Error> {
+        Ok(section(id.name()).unwrap_or(Cow::Borrowed(&[])))
+    };
+    let sections = gimli::DwarfSections::load(load).map_err(DwarfError::Malformed)?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+    let p = struct_members(&dwarf, "runtime.p")?.ok_or(DwarfError::NoRuntimeG("runtime.p"))?;
+    let timer =
+        struct_members(&dwarf, "runtime.timer")?.ok_or(DwarfError::NoRuntimeG("runtime.timer"))?;
+    // Go 1.23+ only: the heap inside p.timers.
+    let timers_heap =
+        struct_members(&dwarf, "runtime.timers")?.and_then(|t| t.get("heap").copied());
+    let timer_in_ticker = struct_members(&dwarf, "runtime.timeTimer")?
+        .and_then(|t| t.get("timer").copied())
+        .unwrap_or(PRE_GO123_TICKER_TIMER);
+    let in_p = |name: &'static str| p.get(name).copied().ok_or(DwarfError::NoRuntimeG(name));
+    let in_timer =
+        |name: &'static str| timer.get(name).copied().ok_or(DwarfError::NoRuntimeG(name));
+    Ok(TimerHeapLayout {
+        p_timers: in_p("timers")?,
+        timers_heap,
+        timer_period: in_timer("period")?,
+        timer_f: in_timer("f")?,
+        timer_arg: in_timer("arg")?,
+        timer_state: in_timer("state").or_else(|_| in_timer("status"))?,
+        timer_in_ticker,
     })
 }
 

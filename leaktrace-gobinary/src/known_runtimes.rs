@@ -3,7 +3,7 @@
 
 use crate::{
     GoVersion,
-    runtime_layout::{GLayout, KnownRuntime},
+    runtime_layout::{GLayout, KnownRuntime, TimerHeapLayout},
 };
 
 #[rustfmt::skip]
@@ -25,6 +25,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 328,
             sudog_c: 80,
             sudog_waitlink: 64,
+        },
+        timers: TimerHeapLayout {
+            p_timers: 8840,
+            timers_heap: None,
+            timer_period: 16,
+            timer_f: 24,
+            timer_arg: 32,
+            timer_state: 64,
+            timer_in_ticker: 8,
         },
         wait_reasons: &[
             "",
@@ -73,6 +82,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 312,
             sudog_c: 80,
             sudog_waitlink: 64,
+        },
+        timers: TimerHeapLayout {
+            p_timers: 8840,
+            timers_heap: None,
+            timer_period: 16,
+            timer_f: 24,
+            timer_arg: 32,
+            timer_state: 64,
+            timer_in_ticker: 8,
         },
         wait_reasons: &[
             "",
@@ -126,6 +144,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 312,
             sudog_c: 80,
             sudog_waitlink: 64,
+        },
+        timers: TimerHeapLayout {
+            p_timers: 8872,
+            timers_heap: None,
+            timer_period: 16,
+            timer_f: 24,
+            timer_arg: 32,
+            timer_state: 64,
+            timer_in_ticker: 8,
         },
         wait_reasons: &[
             "",
@@ -185,6 +212,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sudog_c: 80,
             sudog_waitlink: 64,
         },
+        timers: TimerHeapLayout {
+            p_timers: 8840,
+            timers_heap: Some(8),
+            timer_period: 24,
+            timer_f: 32,
+            timer_arg: 40,
+            timer_state: 9,
+            timer_in_ticker: 16,
+        },
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -243,6 +279,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 320,
             sudog_c: 80,
             sudog_waitlink: 64,
+        },
+        timers: TimerHeapLayout {
+            p_timers: 8840,
+            timers_heap: Some(8),
+            timer_period: 24,
+            timer_f: 32,
+            timer_arg: 40,
+            timer_state: 9,
+            timer_in_ticker: 16,
         },
         wait_reasons: &[
             "",
@@ -308,6 +353,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 312,
             sudog_c: 80,
             sudog_waitlink: 64,
+        },
+        timers: TimerHeapLayout {
+            p_timers: 9392,
+            timers_heap: Some(8),
+            timer_period: 32,
+            timer_f: 40,
+            timer_arg: 48,
+            timer_state: 9,
+            timer_in_ticker: 16,
         },
         wait_reasons: &[
             "",
@@ -377,6 +431,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             sudog_c: 88,
             sudog_waitlink: 72,
         },
+        timers: TimerHeapLayout {
+            p_timers: 13672,
+            timers_heap: Some(8),
+            timer_period: 32,
+            timer_f: 40,
+            timer_arg: 48,
+            timer_state: 9,
+            timer_in_ticker: 16,
+        },
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -444,6 +507,15 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 320,
             sudog_c: 88,
             sudog_waitlink: 72,
+        },
+        timers: TimerHeapLayout {
+            p_timers: 13672,
+            timers_heap: Some(8),
+            timer_period: 32,
+            timer_f: 40,
+            timer_arg: 48,
+            timer_state: 9,
+            timer_in_ticker: 16,
         },
         wait_reasons: &[
             "",

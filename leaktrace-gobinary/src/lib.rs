@@ -24,7 +24,7 @@ use buildinfo::{BuildInfo, BuildInfoError};
 use dwarf::DwarfError;
 use elf::{ElfImage, section_data};
 use pclntab::Pclntab;
-pub use runtime_layout::GLayout;
+pub use runtime_layout::{GLayout, TimerHeapLayout};
 
 const PCDATA_INL_TREE_INDEX: usize = 2;
 const FUNCDATA_INL_TREE: usize = 3;
@@ -115,6 +115,8 @@ pub struct GoBinary {
     pub build: BuildInfo,
     pub g_layout: GLayout,
     pub layout_source: LayoutSource,
+    /// Where the runtime keeps its running timers: from DWARF, or the table.
+    pub timer_layout: Option<TimerHeapLayout>,
     /// Things the user should know, e.g. a layout taken from another patch release.
     pub warnings: Vec<String>,
     /// `runtime.waitReasonStrings`, indexed by the `waitReason` enum.
@@ -198,6 +200,9 @@ impl GoBinary {
             },
             Err(other) => return Err(BinaryError::Corrupt(p(), other.into())),
         };
+        let timer_layout = dwarf::read_timer_layout(&file)
+            .ok()
+            .or_else(|| known.map(|(k, _)| k.timers));
         if build.version > NEWEST_TESTED {
             warnings.push(format!(
                 "{} is newer than the newest Go release leaktrace was tested with (go1.27)",
@@ -220,6 +225,7 @@ impl GoBinary {
             build,
             g_layout,
             layout_source,
+            timer_layout,
             warnings,
             wait_reasons: Vec::new(),
             elf,
@@ -278,6 +284,12 @@ impl GoBinary {
             .all(|other| other == allgs)
             .then_some(allgs)
             .ok_or_else(missing)
+    }
+
+    /// The address of `runtime.allp` (the slice of Ps, each with its timer
+    /// heap), as linked; only from the symbol table.
+    pub fn allp_address(&self) -> Option<u64> {
+        self.elf.symbol("runtime.allp").map(|s| s.address)
     }
 
     /// The functions whose names start with `prefix` that call `target`

@@ -51,11 +51,55 @@ impl GLayout {
     }
 }
 
+/// Where the runtime keeps its running timers (each P's timer heap), to
+/// find tickers by reading memory rather than probing every timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerHeapLayout {
+    /// `runtime.p.timers`.
+    pub p_timers: u64,
+    /// Go 1.23+: `runtime.timers.heap`, a `[]timerWhen` of `{*timer, when}`
+    /// inside `p.timers`. Before, `p.timers` itself is a `[]*timer`.
+    pub timers_heap: Option<u64>,
+    pub timer_period: u64,
+    /// `runtime.timer.f`, a func value: `time.sendTime` for tickers.
+    pub timer_f: u64,
+    /// `runtime.timer.arg`, an `any`; for a ticker its data word is `C`.
+    pub timer_arg: u64,
+    /// `state` (Go 1.23+, bits; `timerZombie` = stopped) or `status`
+    /// (before: an enum; deleted, removing or removed = stopped).
+    pub timer_state: u64,
+    /// Where the heap's `*timer` sits in its `*time.Ticker`: `timer` in
+    /// `runtime.timeTimer` (Go 1.23+), or `r` in `time.Ticker` (8) before.
+    pub timer_in_ticker: u64,
+}
+
+impl TimerHeapLayout {
+    /// Bytes of `runtime.timer` to read to get every field above.
+    pub fn timer_span(&self) -> usize {
+        [
+            self.timer_period,
+            self.timer_f,
+            self.timer_arg + 8,
+            self.timer_state,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as usize
+            + 8
+    }
+
+    /// Bytes per entry of a P's heap: `timerWhen` (Go 1.23+) or `*timer`.
+    pub fn heap_entry(&self) -> u64 {
+        if self.timers_heap.is_some() { 16 } else { 8 }
+    }
+}
+
 /// One Go release's runtime, as far as leaktrace needs it, for binaries
 /// without DWARF (see `runtime_table`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownRuntime {
     pub version: GoVersion,
     pub g: GLayout,
+    pub timers: TimerHeapLayout,
     pub wait_reasons: &'static [&'static str],
 }

@@ -43,6 +43,14 @@ impl Service {
         Self::spawn(cmd)
     }
 
+    /// The service, with `count` goroutines each ranging over its own ticker.
+    fn start_with_tickers(version: &str, count: u64) -> Self {
+        let mut cmd = Command::new(build(version, "./cmd/service", &[]));
+        cmd.arg(format!("-preleak={PRELEAK}"))
+            .arg(format!("-tickers={count}"));
+        Self::spawn(cmd)
+    }
+
     /// Runs the service from a tmpfs mounted in a new mount namespace: its
     /// executable's path does not exist in leaktrace's namespace, only
     /// through /proc/PID/exe, as for a process in a container.
@@ -327,6 +335,51 @@ fn attach_to_a_process_in_another_mount_namespace() {
             &Service::start_hidden(&version),
             &format!("go{version} hidden executable"),
             Observing::Sampled,
+        );
+    }
+}
+
+/// Sampled mode reads running tickers from the runtime's timer heaps,
+/// including those made before the attach, without a probe on any timer.
+#[test]
+fn sampled_mode_reads_tickers_from_the_timer_heaps() {
+    if !privileged("sampled_mode_reads_tickers_from_the_timer_heaps") {
+        return;
+    }
+    const TICKERS: u64 = 3;
+    for version in go_versions() {
+        let service = Service::start_with_tickers(&version, TICKERS);
+        let report_file = report_path(&format!("heap-tickers-{version}"));
+        let tracer = attach(service.pid(), &["--duration", "1s"], &report_file);
+        let (report, stderr) = finish(tracer, &report_file);
+        let ctx = format!("go{version} (leaktrace said: {stderr:?})");
+        let tickers = report["tickers"].as_array().unwrap();
+        assert_eq!(tickers.len(), 1, "{ctx}: {tickers:#?}");
+        let ticker = &tickers[0];
+        assert_eq!(ticker["verdict"], "leak", "{ctx}: {ticker:#}");
+        assert_eq!(ticker["live"], TICKERS, "{ctx}: {ticker:#}");
+        assert_eq!(ticker["receiving_goroutines"], TICKERS, "{ctx}");
+        assert_eq!(ticker["period_ns"], 3_600_000_000_000u64, "{ctx}");
+        assert_eq!(ticker["created_at"], Value::Null, "{ctx}: not in the heap");
+        let receivers = ticker["receivers"].as_array().unwrap();
+        assert_eq!(receivers.len(), 1, "{ctx}");
+        assert_eq!(
+            receivers[0]["line"],
+            u64::from(marker_line(SERVICE, "service-ticker")),
+            "{ctx}"
+        );
+        let receiving = site(&report, "service-ticker");
+        assert_eq!(receiving["live"], TICKERS, "{ctx}");
+        // Nothing traps on a timer in sampled mode.
+        let programs: Vec<&str> = report["costs"]["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["program"].as_str().unwrap())
+            .collect();
+        assert!(
+            programs.iter().all(|p| !p.starts_with("ticker_")),
+            "{ctx}: {programs:?}"
         );
     }
 }

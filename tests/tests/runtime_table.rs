@@ -26,6 +26,11 @@ fn runtime_table_matches_every_installed_go() {
             "go{version}: runtime.g layout differs from the table"
         );
         assert_eq!(
+            Some(known.timers),
+            binary.timer_layout,
+            "go{version}: the timer heap layout differs from the table"
+        );
+        assert_eq!(
             known.wait_reasons, binary.wait_reasons,
             "go{version}: wait reasons differ from the table"
         );
@@ -44,6 +49,7 @@ fn stripped_binaries_get_the_same_layout_from_the_table() {
             "go{version}"
         );
         assert_eq!(stripped.g_layout, full.g_layout, "go{version}");
+        assert_eq!(stripped.timer_layout, full.timer_layout, "go{version}");
         assert_eq!(stripped.wait_reasons, full.wait_reasons, "go{version}");
         assert!(
             stripped.warnings.is_empty(),

@@ -3,6 +3,8 @@
 
 use leaktrace_gobinary::{GoBinary, LayoutSource, runtime_table};
 
+use anyhow::Context as _;
+
 use crate::{cmd, go, setup};
 
 pub fn generate() -> anyhow::Result<()> {
@@ -24,9 +26,13 @@ pub fn generate() -> anyhow::Result<()> {
             "{} has no runtime.waitReasonStrings",
             binary_path.display()
         );
+        let timers = binary
+            .timer_layout
+            .with_context(|| format!("{} describes no timer heap", binary_path.display()))?;
         entries.push((
             binary.build.version,
             binary.g_layout,
+            timers,
             binary.wait_reasons.clone(),
         ));
     }

@@ -138,7 +138,7 @@ impl Analysis<'_> {
         }
         match (&obs.snapshot, &obs.census) {
             (Some(snapshot), _) => self.count_live(snapshot, &mut by_site, &mut receivers),
-            (None, Some(sampled)) => self.count_census(sampled, &mut by_site),
+            (None, Some(sampled)) => self.count_census(sampled, &mut by_site, &mut receivers),
             (None, None) => {
                 // The process is gone: what was created and not destroyed is what lived.
                 for tracked in obs.goroutines.values() {
@@ -201,12 +201,7 @@ impl Analysis<'_> {
         receivers: &mut Receivers,
     ) {
         let obs = self.observation;
-        let ticker_of_channel: HashMap<u64, u64> = obs
-            .ticker_memory
-            .channels
-            .iter()
-            .map(|(&ticker, &channel)| (channel, ticker))
-            .collect();
+        let ticker_of_channel = self.ticker_of_channel();
         for g in &snapshot.goroutines {
             let tracked = obs.goroutines.get(&g.g).filter(|t| t.goid == g.goid);
             let blocked = blocked_for(g, tracked, snapshot.now_ns);
@@ -249,7 +244,9 @@ impl Analysis<'_> {
         &self,
         sampled: &SampledEnd,
         by_site: &mut HashMap<SiteKey, (SiteReport, Tally)>,
+        receivers: &mut Receivers,
     ) {
+        let ticker_of_channel = self.ticker_of_channel();
         let now_ns = sampled.last.now_ns;
         for (&key, census) in &sampled.last.sites {
             let (site, tally) = self.site(by_site, key);
@@ -279,7 +276,26 @@ impl Analysis<'_> {
             for &(stack, count) in sampled.creation_stacks.get(&key.gopc).into_iter().flatten() {
                 *tally.stacks.entry(stack).or_default() += count;
             }
+            for &(channel, count) in &census.waiting_on {
+                let Some(&ticker) = ticker_of_channel.get(&channel) else {
+                    continue;
+                };
+                tally.tickers.push(ticker);
+                let (waiting, sites) = receivers.entry(ticker).or_default();
+                *waiting += count;
+                sites.push(key);
+            }
         }
+    }
+
+    /// Channel → the ticker whose `C` it is.
+    fn ticker_of_channel(&self) -> HashMap<u64, u64> {
+        self.observation
+            .ticker_memory
+            .channels
+            .iter()
+            .map(|(&ticker, &channel)| (channel, ticker))
+            .collect()
     }
 
     fn finish_site(&self, key: SiteKey, mut site: SiteReport, tally: Tally) -> SiteReport {
@@ -288,7 +304,7 @@ impl Analysis<'_> {
             let at = obs
                 .tickers
                 .get(ticker)
-                .map(|t| tickers::ticker_site(self, t.creation_stack));
+                .and_then(|t| tickers::ticker_site(self, t.creation_stack));
             if let Some(at) = at.filter(|at| !site.tickers.contains(at)) {
                 site.tickers.push(at);
             }

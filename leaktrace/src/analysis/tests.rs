@@ -467,7 +467,7 @@ fn sync_tickers_leak_while_held_and_link_their_receivers() {
     );
     assert_eq!(report.tickers.len(), 1, "one line made them all");
     let tickers = &report.tickers[0];
-    assert_eq!(tickers.created_at, at("main.main", MAIN_GO, 10));
+    assert_eq!(tickers.created_at, Some(at("main.main", MAIN_GO, 10)));
     assert_eq!((tickers.live, tickers.stopped), (3, 1));
     assert_eq!(tickers.period_ns, SECOND as i64);
     assert_eq!(tickers.referenced, 1);

@@ -56,12 +56,20 @@ fn is_runtime_or_time(function: &str) -> bool {
 }
 
 /// Where a ticker was created: the first frame of its creation stack
-/// outside the runtime and package time (NewTicker may be inlined).
-pub(super) fn ticker_site(analysis: &Analysis<'_>, stack: Option<StackId>) -> SourceLocation {
-    stack
-        .and_then(|id| analysis.creation_frames(id))
-        .and_then(|mut frames| frames.find(|f| !is_runtime_or_time(&f.function)))
-        .unwrap_or_else(|| unknown(0))
+/// outside the runtime and package time (NewTicker may be inlined). `None`
+/// for a ticker found in a timer heap (sampled attach mode), which does not
+/// record where it was made.
+pub(super) fn ticker_site(
+    analysis: &Analysis<'_>,
+    stack: Option<StackId>,
+) -> Option<SourceLocation> {
+    let stack = stack?;
+    Some(
+        analysis
+            .creation_frames(stack)
+            .and_then(|mut frames| frames.find(|f| !is_runtime_or_time(&f.function)))
+            .unwrap_or_else(|| unknown(0)),
+    )
 }
 
 pub(super) fn ticker_sites(
@@ -75,11 +83,17 @@ pub(super) fn ticker_sites(
         periods: HashMap<i64, u64>,
     }
     let obs = analysis.observation;
-    let mut by_line: HashMap<SourceLocation, Building> = HashMap::new();
+    // By the line that created them; those whose line is not known, by the
+    // site of the goroutines receiving from them.
+    let mut by_line: HashMap<(Option<SourceLocation>, Option<SiteKey>), Building> = HashMap::new();
     for (&ticker, tracked) in &obs.tickers {
         let created_at = ticker_site(analysis, tracked.creation_stack);
+        let first_receiver = receivers
+            .get(&ticker)
+            .and_then(|(_, sites)| sites.first().copied())
+            .filter(|_| created_at.is_none());
         let building = by_line
-            .entry(created_at.clone())
+            .entry((created_at.clone(), first_receiver))
             .or_insert_with(|| Building {
                 site: TickerSite {
                     created_at,
@@ -137,20 +151,16 @@ pub(super) fn ticker_sites(
             },
         )
         .collect();
-    sites.sort_by(|a, b| {
+    let order = |site: &TickerSite| {
+        let line = |at: &SourceLocation| (at.file.clone(), at.line);
         (
-            a.verdict != TickerVerdict::Leak,
-            std::cmp::Reverse(a.live),
-            &a.created_at.file,
-            a.created_at.line,
+            site.verdict != TickerVerdict::Leak,
+            std::cmp::Reverse(site.live),
+            site.created_at.as_ref().map(line),
+            site.receivers.first().map(line),
         )
-            .cmp(&(
-                b.verdict != TickerVerdict::Leak,
-                std::cmp::Reverse(b.live),
-                &b.created_at.file,
-                b.created_at.line,
-            ))
-    });
+    };
+    sites.sort_by_key(order);
     sites
 }
 

@@ -18,7 +18,7 @@
 //!   been blocked at least since the census that first saw it so.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
@@ -43,6 +43,8 @@ pub const MAX_SITES: usize = 1 << 16;
 const MAX_IDS: usize = 10;
 /// Blocked goroutines per site whose stacks are unwound, for `blocked at`.
 const MAX_UNWOUND: usize = 8;
+/// Channel operations of one `select` followed at most.
+const MAX_SUDOGS: usize = 64;
 
 /// What one slot of `allgs` held at the last census.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,6 +105,9 @@ pub struct SiteCensus {
     pub parent_goids: BTreeSet<u64>,
     /// A few blocked ones, to unwind their stacks.
     pub stopped_at: Vec<StoppedAt>,
+    /// Of the channels asked about, those its goroutines are blocked
+    /// receiving from (or selecting on), and how many on each.
+    pub waiting_on: Vec<(u64, u64)>,
 }
 
 /// One census: every site's live goroutines, and the counters since the first.
@@ -162,7 +167,13 @@ impl Census {
     }
 
     /// Reads every goroutine once and compares it with the last census.
-    pub fn take(&mut self, mem: &dyn Memory) -> Result<CensusResult, AllgsError> {
+    /// Goroutines blocked on one of `channels` (e.g. tickers' channels) are
+    /// counted per site in [`SiteCensus::waiting_on`].
+    pub fn take(
+        &mut self,
+        mem: &dyn Memory,
+        channels: &HashSet<u64>,
+    ) -> Result<CensusResult, AllgsError> {
         let started = Instant::now();
         let array = mem.read_u64(self.allgs)?;
         let len_at = self
@@ -192,6 +203,7 @@ impl Census {
         let mut raw = vec![0u8; BATCH * span];
         let mut addresses = Vec::with_capacity(BATCH);
         let mut readable = vec![false; BATCH];
+        let mut blocked_in_channels: Vec<(u32, u64)> = Vec::new();
         for start in (0..len).step_by(BATCH) {
             let count = BATCH.min(len - start);
             let at = array.checked_add(start as u64 * 8);
@@ -223,11 +235,21 @@ impl Census {
                 result.bytes_read += span as u64;
                 match goroutines::decode(g, bytes, &self.layout) {
                     Some(goroutine) => {
-                        self.count(index, &goroutine, first, now_ms, &mut result, &mut sites);
+                        let site =
+                            self.count(index, &goroutine, first, now_ms, &mut result, &mut sites);
+                        if let Some(site) = site
+                            && !channels.is_empty()
+                            && goroutine.status == GStatus::Waiting
+                            && goroutine.waiting != 0
+                        {
+                            blocked_in_channels.push((site, goroutine.waiting));
+                        }
                     }
                     None => self.vanish(index, 1),
                 }
             }
+            self.link_channels(mem, &blocked_in_channels, channels, &mut sites);
+            blocked_in_channels.clear();
         }
         result.sites = self
             .site_keys
@@ -267,7 +289,59 @@ impl Census {
         }
     }
 
-    /// Counts one live goroutine in slot `index`.
+    /// Which of `channels` each goroutine blocked in a channel operation
+    /// waits on: its sudogs (`g.waiting`, then `sudog.waitlink`), read in
+    /// one batch for the first, one by one for the rest of a `select`.
+    fn link_channels(
+        &self,
+        mem: &dyn Memory,
+        blocked: &[(u32, u64)],
+        channels: &HashSet<u64>,
+        sites: &mut [SiteCensus],
+    ) {
+        if blocked.is_empty() {
+            return;
+        }
+        let (c, link) = (self.layout.sudog_c, self.layout.sudog_waitlink);
+        let span = c.max(link) as usize + 8;
+        let sudogs: Vec<u64> = blocked.iter().map(|&(_, sudog)| sudog).collect();
+        let mut raw = vec![0u8; sudogs.len() * span];
+        let mut readable = vec![false; sudogs.len()];
+        mem.read_blocks(&sudogs, &mut raw, &mut readable);
+        for ((&(site, _), bytes), ok) in blocked.iter().zip(raw.chunks_exact(span)).zip(readable) {
+            let word = |at: u64| {
+                bytes
+                    .get(at as usize..at as usize + 8)
+                    .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+            };
+            let (Some(first), Some(next), true) = (word(c), word(link), ok) else {
+                continue;
+            };
+            let mut waited = vec![first];
+            let mut sudog = next;
+            while sudog != 0 && waited.len() < MAX_SUDOGS {
+                let (Ok(channel), Ok(following)) = (
+                    mem.read_u64(sudog.wrapping_add(c)),
+                    mem.read_u64(sudog.wrapping_add(link)),
+                ) else {
+                    break;
+                };
+                waited.push(channel);
+                sudog = following;
+            }
+            let Some(site) = sites.get_mut(site as usize) else {
+                continue;
+            };
+            for channel in waited.into_iter().filter(|ch| channels.contains(ch)) {
+                match site.waiting_on.iter_mut().find(|(ch, _)| *ch == channel) {
+                    Some((_, count)) => *count += 1,
+                    None => site.waiting_on.push((channel, 1)),
+                }
+            }
+        }
+    }
+
+    /// Counts one live goroutine in slot `index`; its site's index, if kept.
     fn count(
         &mut self,
         index: usize,
@@ -276,14 +350,14 @@ impl Census {
         now_ms: u32,
         result: &mut CensusResult,
         sites: &mut Vec<SiteCensus>,
-    ) {
+    ) -> Option<u32> {
         let key = SiteKey {
             gopc: g.gopc,
             startpc: g.startpc,
         };
         let Some(site) = self.intern(key) else {
             result.dropped += 1;
-            return;
+            return None;
         };
         let blocked = matches!(g.status, GStatus::Waiting | GStatus::Leaked);
         let fingerprint = fingerprint(g);
@@ -323,6 +397,7 @@ impl Census {
 
         result.live += 1;
         let first_ns = self.first_ns.unwrap_or(result.now_ns);
+        let site_index = site;
         let site = site as usize;
         if sites.len() <= site {
             sites.resize_with(site + 1, SiteCensus::default);
@@ -339,7 +414,7 @@ impl Census {
             keep_lowest(&mut entry.parent_goids, parent);
         }
         if !g.status.is_blocked() {
-            return;
+            return Some(site_index);
         }
         let seen =
             unchanged_since.map(|ms| BlockedSince::Census(first_ns + u64::from(ms) * 1_000_000));
@@ -359,6 +434,7 @@ impl Census {
                 bp: g.sched_bp,
             });
         }
+        Some(site_index)
     }
 
     fn intern(&mut self, key: SiteKey) -> Option<u32> {
@@ -490,6 +566,10 @@ mod tests {
         mem
     }
 
+    fn take(census: &mut Census, mem: &Regions) -> Result<CensusResult, AllgsError> {
+        census.take(mem, &HashSet::new())
+    }
+
     const WAITING: u32 = 4;
     const RUNNABLE: u32 = 1;
     const DEAD: u32 = 6;
@@ -506,14 +586,16 @@ mod tests {
     #[test]
     fn follows_goroutines_from_census_to_census() {
         let mut census = Census::new(layout(), ALLGS);
-        let first = census
-            .take(&memory(&[
+        let first = take(
+            &mut census,
+            &memory(&[
                 g(1, SITE_A, WAITING, 7),
                 g(2, SITE_A, WAITING, 3),
                 g(3, SITE_B, RUNNABLE, 0),
                 g(4, SITE_B, DEAD, 0),
-            ]))
-            .unwrap();
+            ]),
+        )
+        .unwrap();
         assert_eq!(first.live, 3);
         assert_eq!(first.sites[&SITE_A].live, 2);
         assert_eq!(first.sites[&SITE_A].stuck, 0, "nothing to compare with yet");
@@ -521,14 +603,16 @@ mod tests {
 
         // goid 2 ran in between (its trackingSeq moved); goid 3 ended and its
         // g now runs goid 9, a new one at site A; slot 4 got goid 10.
-        let second = census
-            .take(&memory(&[
+        let second = take(
+            &mut census,
+            &memory(&[
                 g(1, SITE_A, WAITING, 7),
                 g(2, SITE_A, WAITING, 4),
                 g(9, SITE_A, WAITING, 0),
                 g(10, SITE_B, RUNNABLE, 0),
-            ]))
-            .unwrap();
+            ]),
+        )
+        .unwrap();
         let a = &second.sites[&SITE_A];
         assert_eq!((a.live, a.stuck), (3, 1), "only goid 1 stayed blocked");
         assert_eq!(a.goids, BTreeSet::from([1, 2, 9]));
@@ -552,14 +636,16 @@ mod tests {
         );
 
         // goid 9 (new) ends; the slot is nil now.
-        let third = census
-            .take(&memory(&[
+        let third = take(
+            &mut census,
+            &memory(&[
                 g(1, SITE_A, WAITING, 7),
                 g(2, SITE_A, WAITING, 4),
                 None,
                 g(10, SITE_B, RUNNABLE, 0),
-            ]))
-            .unwrap();
+            ]),
+        )
+        .unwrap();
         assert_eq!(third.counts[&SITE_A].exited, 1);
         assert_eq!(third.sites[&SITE_A].stuck, 2);
     }
@@ -576,9 +662,12 @@ mod tests {
             ],
         );
         let mut census = Census::new(layout(), ALLGS);
-        assert!(matches!(census.take(&mem), Err(AllgsError::TooMany(_))));
+        assert!(matches!(
+            take(&mut census, &mem),
+            Err(AllgsError::TooMany(_))
+        ));
         let mut census = Census::new(layout(), u64::MAX - 4);
-        assert!(census.take(&mem).is_err());
+        assert!(take(&mut census, &mem).is_err());
     }
 
     #[test]
@@ -586,7 +675,7 @@ mod tests {
         let mut mem = memory(&[g(1, SITE_A, WAITING, 0), g(2, SITE_A, WAITING, 0)]);
         // The second g's memory is gone.
         mem.map_words(ARRAY, &[0x10000, 0xdead0000]);
-        let result = Census::new(layout(), ALLGS).take(&mem).unwrap();
+        let result = take(&mut Census::new(layout(), ALLGS), &mem).unwrap();
         assert_eq!((result.live, result.dropped), (1, 1));
     }
 }

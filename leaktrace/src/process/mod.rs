@@ -8,6 +8,7 @@ pub mod census;
 pub mod goroutines;
 pub mod memory;
 pub mod tickers;
+pub mod timers;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -129,13 +130,15 @@ impl Process {
         Ok(census::Census::new(binary.g_layout, allgs))
     }
 
-    /// Takes a census, counting where each goroutine came from.
+    /// Takes a census, counting where each goroutine came from, and which
+    /// wait on `channels`.
     pub fn take_census(
         &self,
         census: &mut census::Census,
+        channels: &HashSet<u64>,
     ) -> Result<census::CensusResult, ProcessError> {
         census
-            .take(&self.memory)
+            .take(&self.memory, channels)
             .map_err(|source| ProcessError::Goroutines {
                 pid: self.pid,
                 source,
@@ -180,6 +183,25 @@ impl Process {
             .iter()
             .map(|&(address, size)| (address.wrapping_add(self.load_bias), size));
         tickers::read(&self.memory, globals, tickers, running)
+    }
+
+    /// The running tickers in the runtime's timer heaps; why not, if they
+    /// cannot be read.
+    pub fn heap_tickers(
+        &self,
+        binary: &GoBinary,
+    ) -> Result<timers::HeapTickers, timers::TimerHeapError> {
+        let layout = binary
+            .timer_layout
+            .ok_or(timers::TimerHeapError::NoLayout)?;
+        let allp = binary
+            .allp_address()
+            .ok_or(timers::TimerHeapError::NoAllp)?
+            .wrapping_add(self.load_bias);
+        let send_time = binary
+            .function("time.sendTime")
+            .map(|f| f.address.wrapping_add(self.load_bias));
+        Ok(timers::read(&self.memory, allp, &layout, send_time)?)
     }
 
     /// Its GODEBUG environment variable, if set.

@@ -235,8 +235,17 @@ fn write_ticker(out: &mut String, ticker: &TickerSite) {
         ),
     };
     let _ = writeln!(out, "{}: {what}", ticker.verdict.as_str());
-    let at = &ticker.created_at;
-    let _ = writeln!(out, "created at {}\n\t{}", at.function, file_line(at));
+    match &ticker.created_at {
+        Some(at) => {
+            let _ = writeln!(out, "created at {}\n\t{}", at.function, file_line(at));
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "created at a line not known: found in the runtime's timer heap (--exact records where)"
+            );
+        }
+    }
     if ticker.live > 0 && ticker.stopped > 0 {
         let _ = writeln!(out, "{} more stopped", ticker.stopped);
     }

@@ -267,8 +267,9 @@ impl TickerVerdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TickerSite {
     /// The first frame outside the runtime and package time: the NewTicker
-    /// or Tick call.
-    pub created_at: SourceLocation,
+    /// or Tick call. `None` in sampled attach mode, where tickers are read
+    /// from the runtime's timer heaps, which do not record it.
+    pub created_at: Option<SourceLocation>,
     /// Created and not stopped.
     pub live: u64,
     pub stopped: u64,

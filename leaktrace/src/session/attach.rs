@@ -38,7 +38,7 @@ use crate::{
     },
     cli::AttachArgs,
     error::one_line,
-    probes::{Probes, Seed, SiteCounts, plan},
+    probes::{Probes, Seed, SiteCounts, TrackedTicker, plan},
     process::{
         self, Process, Snapshot,
         census::{Census, CensusResult, unwind_stopped},
@@ -177,6 +177,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         load_bias: process.load_bias(),
         godebug,
         sampled: end.sampled,
+        heap_tickers: end.tickers,
         censuses: watch.censuses,
     };
     let report = tracing.conclude(ending, &policy)?;
@@ -213,6 +214,9 @@ struct Watch {
 struct WatchEnd {
     snapshot: Option<Snapshot>,
     ticker_memory: TickerMemory,
+    /// Sampled mode: the running tickers in the timer heaps (exact mode
+    /// takes them from its probes).
+    tickers: Option<HashMap<u64, TrackedTicker>>,
     sampled: Option<SampledEnd>,
     events: EventCounts,
     sites: SiteCounts,
@@ -248,7 +252,7 @@ impl Watch {
         started: Instant,
     ) -> Result<Self, Error> {
         let mut census = process.census(&tracing.binary)?;
-        let first = process.take_census(&mut census)?;
+        let first = process.take_census(&mut census, &HashSet::new())?;
         let mut watch = Self {
             timeline: Timeline::new(first.live_per_site()),
             census: None,
@@ -301,7 +305,7 @@ impl Watch {
             return Ok(true);
         };
         // The target may be exiting: the liveness poll will say so.
-        let Ok(result) = process.take_census(census) else {
+        let Ok(result) = process.take_census(census, &HashSet::new()) else {
             return Ok(false);
         };
         self.censuses += 1;
@@ -339,8 +343,16 @@ impl Watch {
         let Some((census, last)) = self.census.as_mut() else {
             return exact_end(&mut self.timeline, tracing, process, started, target_exited);
         };
+        // Tickers from the timer heaps first, so that the last census can
+        // tell which goroutines wait on their channels.
+        let (tickers, ticker_memory) = if target_exited {
+            (HashMap::new(), TickerMemory::default())
+        } else {
+            heap_tickers(process, &tracing.binary)
+        };
+        let ticker_channels: HashSet<u64> = ticker_memory.channels.values().copied().collect();
         let mut at_end = false;
-        if !target_exited && let Ok(result) = process.take_census(census) {
+        if !target_exited && let Ok(result) = process.take_census(census, &ticker_channels) {
             self.censuses += 1;
             self.timeline
                 .push(census_sample(&result, &tracing.probes, started)?);
@@ -360,7 +372,8 @@ impl Watch {
         let events = census_events(&last, &tracing.probes)?;
         Ok(WatchEnd {
             snapshot: None,
-            ticker_memory: TickerMemory::default(),
+            ticker_memory,
+            tickers: Some(tickers),
             events,
             sites: last.counts.clone(),
             sampled: Some(SampledEnd {
@@ -406,10 +419,43 @@ fn exact_end(
     Ok(WatchEnd {
         snapshot,
         ticker_memory,
+        tickers: None,
         sampled: None,
         events,
         sites,
     })
+}
+
+/// The running tickers in the target's timer heaps, their channels, and
+/// which a global refers to; none (with a note saying why) if the heaps
+/// cannot be read.
+fn heap_tickers(
+    process: &Process,
+    binary: &GoBinary,
+) -> (HashMap<u64, TrackedTicker>, TickerMemory) {
+    let found = match process.heap_tickers(binary) {
+        Ok(found) => found,
+        Err(e) => {
+            render::note(format!("tickers not read: {}", one_line(&e)));
+            return (HashMap::new(), TickerMemory::default());
+        }
+    };
+    let tickers: HashMap<u64, TrackedTicker> = found
+        .tickers
+        .iter()
+        .map(|(&ticker, &period_ns)| {
+            let running = TrackedTicker {
+                period_ns,
+                created_ns: 0,
+                creation_stack: None,
+                stopped: false,
+            };
+            (ticker, running)
+        })
+        .collect();
+    let running: HashSet<u64> = tickers.keys().copied().collect();
+    let memory = process.tickers(binary, running.iter().copied(), &running);
+    (tickers, memory)
 }
 
 /// A census as a point of the timeline.

@@ -9,7 +9,7 @@ pub mod launch;
 pub mod preflight;
 pub mod run;
 
-use std::path::Path;
+use std::{collections::HashMap, path::Path};
 
 use leaktrace_gobinary::GoBinary;
 
@@ -20,7 +20,7 @@ use crate::{
         tickers::timer_semantics, timeline::Timeline, verdict::Thresholds,
     },
     cli::{OutputArgs, ProbeArgs},
-    probes::{AtExit, ProbeError, ProbePoint, Probes, Settings, SiteCounts, plan},
+    probes::{AtExit, ProbeError, ProbePoint, Probes, Settings, SiteCounts, TrackedTicker, plan},
     process::{Snapshot, tickers::TickerMemory},
     render::{self, Destination, Format, TextStream},
     report::{CensusCost, EventCounts, Mode, Observing, ProbeCosts, Report, TargetInfo},
@@ -53,6 +53,9 @@ struct Ending {
     sampled: Option<SampledEnd>,
     /// Sampled attach mode: censuses taken.
     censuses: u64,
+    /// Sampled attach mode: the running tickers read from the timer heaps,
+    /// by `*time.Ticker` (exact mode's come from its probes).
+    heap_tickers: Option<HashMap<u64, TrackedTicker>>,
 }
 
 impl Tracing {
@@ -101,7 +104,10 @@ impl Tracing {
     fn conclude(self, mut ending: Ending, policy: &Policy) -> Result<Report, Error> {
         let costs = self.costs(&ending)?;
         let goroutines = self.probes.goroutines()?;
-        let tickers = self.probes.tickers()?;
+        let tickers = match ending.heap_tickers.take() {
+            Some(tickers) => tickers,
+            None => self.probes.tickers()?,
+        };
         let mut stacks = self.probes.stacks(
             goroutines
                 .values()

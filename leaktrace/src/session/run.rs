@@ -128,6 +128,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         godebug: std::env::var("GODEBUG").ok(),
         sampled: None,
         censuses: 0,
+        heap_tickers: None,
     };
     let report = tracing.conclude(ending, &policy)?;
     render::emit(&report, &destination(&args.output, TextStream::Stderr))?;

@@ -24,6 +24,14 @@ func handle(id int) {
 	}()
 }
 
+// tickLoop receives from its own ticker forever: the ticker leaks, and so
+// does the goroutine.
+func tickLoop() {
+	t := time.NewTicker(time.Hour)
+	for range t.C {
+	}
+}
+
 func workerPool(jobs chan int) {
 	for w := 0; w < 4; w++ {
 		go func() { // site:service-worker
@@ -38,7 +46,12 @@ func main() {
 	preleak := flag.Int("preleak", 0, "goroutines to leak at start")
 	leakEvery := flag.Duration("leak-every", 0, "also leak one goroutine this often")
 	leakCount := flag.Int("leak-count", 0, "with -leak-every: stop after this many")
+	tickers := flag.Int("tickers", 0, "goroutines ranging over a ticker of their own, forever")
 	flag.Parse()
+
+	for i := 0; i < *tickers; i++ {
+		go tickLoop() // site:service-ticker
+	}
 
 	jobs := make(chan int)
 	workerPool(jobs)
