@@ -134,13 +134,13 @@ pub fn result_passed_in_rbx(code: &[u8], address: u64, after: u64, handoff: u64)
     None
 }
 
-/// Targets of the direct calls in the function, in order.
-pub fn call_targets(code: &[u8], address: u64) -> Vec<u64> {
+/// The direct calls in the function: each one's target and return address.
+pub fn direct_calls(code: &[u8], address: u64) -> Vec<(u64, u64)> {
     decode(code, address)
         .filter(|i| {
             i.flow_control() == FlowControl::Call && i.op0_kind() == iced_x86::OpKind::NearBranch64
         })
-        .map(|i| i.near_branch_target())
+        .map(|i| (i.near_branch_target(), i.next_ip()))
         .collect()
 }
 
@@ -195,10 +195,24 @@ mod tests {
     }
 
     #[test]
+    fn tells_emulated_instructions_from_single_stepped_ones() {
+        assert!(is_emulated(&[0x55], 0), "push rbp");
+        assert!(is_emulated(&[0xe8, 0x10, 0, 0, 0], 0), "call rel32");
+        assert!(is_emulated(&[0x76, 0x10], 0), "jbe rel8");
+        assert!(
+            !is_emulated(&[0x49, 0x3b, 0x66, 0x10], 0),
+            "cmp rsp, [r14+16]"
+        );
+        assert!(!is_emulated(&[0xc3], 0), "ret");
+        assert_eq!(call_target(&[0xe8, 0x10, 0, 0, 0], 0x1000), Some(0x1015));
+        assert_eq!(call_target(&[0xff, 0xd2], 0x1000), None, "call rdx");
+    }
+
+    #[test]
     fn finds_direct_calls() {
         // call +0x10; call rdx; ret
         let code = [0xe8, 0x10, 0, 0, 0, 0xff, 0xd2, 0xc3];
-        assert_eq!(call_targets(&code, 0x1000), vec![0x1015]);
+        assert_eq!(direct_calls(&code, 0x1000), vec![(0x1015, 0x1005)]);
     }
 
     #[test]

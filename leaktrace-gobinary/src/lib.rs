@@ -429,27 +429,44 @@ impl GoBinary {
     /// that calls `f`; like Go's tracebacks, leaktrace sees through it.
     pub fn goroutine_entry(&self, startpc: u64) -> Option<SourceLocation> {
         let func = self.pclntab.func_for_pc(startpc)?;
-        let wrapped = (func.func_id != 0 && !is_runtime_function(&func.name))
-            .then(|| self.wrapped_function(&func))
-            .flatten();
-        self.function_start(wrapped.map_or(startpc, |f| f.entry))
+        if func.func_id != 0
+            && !is_runtime_function(&func.name)
+            && let Some(wrapped) = self.wrapped_function(&func)
+        {
+            return Some(wrapped);
+        }
+        self.function_start(startpc)
     }
 
-    /// The function a `go` wrapper runs: the first non-runtime function it
-    /// calls directly (`go f(x)`), or else the closure literal it calls
-    /// through its context (`go func(x int) {...}(x)`), which is the ordinary
-    /// function of the same parent that starts on the same line of the same file.
-    fn wrapped_function(&self, wrapper: &pclntab::Func) -> Option<pclntab::Func> {
+    /// Where the function a `go` wrapper runs begins. The wrapper calls it
+    /// directly (`go f(x)`), or has it inlined (then the outermost inlined
+    /// frame of a call in the wrapper names it), or calls the closure
+    /// literal it wraps through its context (`go func(x int) {...}(x)`):
+    /// the ordinary function of the same parent that starts on the same
+    /// line of the same file.
+    fn wrapped_function(&self, wrapper: &pclntab::Func) -> Option<SourceLocation> {
         let function = Function {
             address: wrapper.entry,
             size: wrapper.end.saturating_sub(wrapper.entry),
         };
-        let direct = disasm::call_targets(self.code(function)?, wrapper.entry)
-            .into_iter()
-            .filter_map(|target| self.pclntab.func_for_pc(target))
-            .find(|f| !is_runtime_function(&f.name) && f.entry != wrapper.entry);
-        if direct.is_some() {
-            return direct;
+        for (target, return_pc) in disasm::direct_calls(self.code(function)?, wrapper.entry) {
+            let frames = self.call_frames(return_pc);
+            if let [.., inlined, _wrapper] = frames.as_slice() {
+                // The call is inside code inlined into the wrapper.
+                return Some(
+                    self.pclntab
+                        .func_by_name(&inlined.function)
+                        .and_then(|f| self.function_start(f.entry))
+                        .unwrap_or_else(|| inlined.clone()),
+                );
+            }
+            if let Some(f) = self
+                .pclntab
+                .func_for_pc(target)
+                .filter(|f| !is_runtime_function(&f.name) && f.entry != wrapper.entry)
+            {
+                return self.function_start(f.entry);
+            }
         }
         let parent = &wrapper.name[..=wrapper.name.rfind('.')?];
         let here = self.pclntab.position(wrapper, wrapper.entry)?;
@@ -464,7 +481,11 @@ impl GoBinary {
         });
         let literal = literals.next()?;
         // Two literals on one line: do not guess.
-        literals.next().is_none().then_some(literal)
+        literals
+            .next()
+            .is_none()
+            .then(|| self.function_start(literal.entry))
+            .flatten()
     }
 
     /// Where a function begins, given its entry PC.

@@ -69,7 +69,7 @@ pub struct AttachArgs {
 
     /// Print one JSON object per interval D on stdout (NDJSON), then the report
     /// as a last line. Without it, a live view refreshes on a terminal.
-    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration)]
     pub interval: Option<Duration>,
 
     /// Probe every goroutine creation, exit and park, for exact counts and
@@ -176,6 +176,17 @@ pub struct ProbeArgs {
     pub no_stacks: bool,
 }
 
+/// A duration that must not be zero (a period).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{text:?} is not a period: give more than 0, e.g. 1s"
+        ));
+    }
+    Ok(duration)
+}
+
 /// Parses `500ms`, `30s`, `5m`, `2h`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -219,6 +230,8 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

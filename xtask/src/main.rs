@@ -26,15 +26,8 @@ enum Task {
     Demo,
     /// Regenerate leaktrace-gobinary/src/known_runtimes.rs from the installed Go toolchains.
     GenLayouts,
-    /// Measure what tracing costs per goroutine, untraced vs leaktrace vs naive probes.
-    Bench {
-        /// Goroutines per run.
-        #[arg(long, default_value_t = 200_000)]
-        goroutines: u32,
-        /// Runs per configuration; the median is reported.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
+    /// Measure what tracing costs: per goroutine, and in realistic workloads.
+    Bench(bench::Options),
     /// Fuzz every parser for a bounded time, seeded with real Go binaries.
     Fuzz {
         /// Seconds per fuzz target.
@@ -55,7 +48,7 @@ fn main() {
         Task::Demo => demo::run(),
         Task::GenLayouts => layouts::generate(),
         Task::Fuzz { seconds } => fuzz::run(seconds),
-        Task::Bench { goroutines, runs } => bench::run(goroutines, runs),
+        Task::Bench(options) => bench::run(options),
         Task::Test { cargo_test_args } => test::run(&cargo_test_args),
     };
     if let Err(e) = result {

@@ -172,6 +172,45 @@ pub fn go_toolchains(versions: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs the Debian packages among `names` that are missing. The package
+/// lists are refreshed only if the first attempt fails (they may be stale).
+pub fn apt_packages(names: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| !dpkg_installed(name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "{} missing; install with `apt-get install {}` as root",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    let install = || {
+        cmd::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    if install().is_err() {
+        cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
+        install()?;
+    }
+    Ok(())
+}
+
+fn dpkg_installed(name: &str) -> bool {
+    cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", name]))
+        .is_ok_and(|status| status == "install ok installed")
+}
+
 fn write_if_changed(path: &str, text: &str) -> anyhow::Result<()> {
     if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
         std::fs::write(path, text).with_context(|| format!("writing {path}"))?;

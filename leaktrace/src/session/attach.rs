@@ -207,6 +207,9 @@ struct Watch {
     census: Option<(Census, CensusResult)>,
     /// Sampled mode: the `go` statements probed for creation stacks.
     probed_sites: HashSet<u64>,
+    /// Sampled mode: whether to probe suspect sites for creation stacks
+    /// (not with `--no-stacks`).
+    probe_sites: bool,
     censuses: u64,
 }
 
@@ -231,6 +234,7 @@ impl Watch {
             timeline: Timeline::new(baseline),
             census: None,
             probed_sites: HashSet::new(),
+            probe_sites: false,
             censuses: 0,
         };
         watch.timeline.push(Sample {
@@ -257,6 +261,7 @@ impl Watch {
             timeline: Timeline::new(first.live_per_site()),
             census: None,
             probed_sites: HashSet::new(),
+            probe_sites: tracing.creation_stacks,
             censuses: 1,
         };
         let first_sample = census_sample(&first, &tracing.probes, started)?;
@@ -310,7 +315,12 @@ impl Watch {
         };
         self.censuses += 1;
         self.timeline.push(census_sample(&result, probes, started)?);
-        for gopc in analysis::suspects(&result, symbolizer) {
+        let suspects = if self.probe_sites {
+            analysis::suspects(&result, symbolizer)
+        } else {
+            Vec::new()
+        };
+        for gopc in suspects {
             if self.probed_sites.len() >= MAX_SITE_PROBES || !self.probed_sites.insert(gopc) {
                 continue;
             }

@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: what leaktrace costs a Go program per goroutine, with
-//! every supported Go release, in three configurations:
+//! The `spawn` scenario: what leaktrace costs a Go program per goroutine, with
+//! every supported Go release, in four configurations:
 //! - untraced;
 //! - traced by leaktrace (probes on instructions the kernel emulates);
 //! - the same with `--no-stacks` (no creation stacks);
@@ -15,13 +15,14 @@ use std::process::Command;
 
 use anyhow::Context as _;
 
-use crate::{cmd, go, setup};
+use super::{Bench, build_go, median};
+use crate::cmd;
 
-pub fn run(goroutines: u32, runs: usize) -> anyhow::Result<()> {
-    setup::all()?;
-    cmd::run(cmd::cargo().args(["build", "--release", "--package", "leaktrace"]))?;
-    let root = cmd::workspace_root();
-    let leaktrace = root.join("target/release/leaktrace");
+/// Goroutines per run unless `--goroutines` says otherwise.
+pub const GOROUTINES: u32 = 200_000;
+
+pub fn run(bench: &Bench, versions: &[&str], goroutines: u32) -> anyhow::Result<()> {
+    let runs = bench.runs;
     let n = format!("-n={goroutines}");
     println!(
         "spawnbench: {goroutines} goroutines per run, median of {runs} runs; ns per goroutine\n"
@@ -30,20 +31,19 @@ pub fn run(goroutines: u32, runs: usize) -> anyhow::Result<()> {
         "| Go | untraced | leaktrace | --no-stacks | naive probes | leaktrace overhead | --no-stacks overhead | naive overhead | naive / leaktrace |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (version, _) in go::TOOLCHAINS {
-        let bench = root.join("target/go").join(version).join("spawnbench");
-        go::build(version, "./cmd/spawnbench", &bench)?;
+    for version in versions {
+        let spawnbench = build_go(version, "spawnbench")?;
         let measure = |traced: Option<&[&str]>| -> anyhow::Result<f64> {
             let mut samples = Vec::new();
             for _ in 0..runs {
                 let mut command = match traced {
-                    None => Command::new(&bench),
+                    None => Command::new(&spawnbench),
                     Some(options) => {
-                        let mut c = Command::new(&leaktrace);
+                        let mut c = Command::new(&bench.leaktrace);
                         c.arg("run")
                             .args(options)
                             .args(["-o", "/dev/null", "--"])
-                            .arg(&bench);
+                            .arg(&spawnbench);
                         c
                     }
                 };
@@ -55,8 +55,7 @@ pub fn run(goroutines: u32, runs: usize) -> anyhow::Result<()> {
                     .context("spawnbench printed no result")?;
                 samples.push(value);
             }
-            samples.sort_by(f64::total_cmp);
-            Ok(samples[samples.len() / 2])
+            Ok(median(samples))
         };
         let untraced = measure(None)?;
         let ours = measure(Some(&[]))?;
