@@ -31,6 +31,8 @@ pub mod program {
     pub const TICKER_RESET: &str = "ticker_reset";
     /// The `CALL runtime.newproc` of one `go` statement (sampled attach mode).
     pub const SITE_CREATING: &str = "site_creating";
+    /// `runtime.dieFromSignal`: killed by a signal, `runtime.exit` is never reached.
+    pub const PROCESS_DYING: &str = "process_dying";
 
     /// Every program, in the order of their hit counters ([`crate::hit`]).
     pub const ALL: &[&str] = &[
@@ -45,6 +47,7 @@ pub mod program {
         TICKER_STOPPED,
         TICKER_RESET,
         SITE_CREATING,
+        PROCESS_DYING,
     ];
 }
 
@@ -62,7 +65,8 @@ pub mod hit {
     pub const TICKER_STOPPED: u32 = 8;
     pub const TICKER_RESET: u32 = 9;
     pub const SITE_CREATING: u32 = 10;
-    pub const COUNT: u32 = 11;
+    pub const PROCESS_DYING: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 /// The maps.
@@ -230,7 +234,9 @@ pub struct SiteCounters {
     pub exited_preexisting: u64,
 }
 
-/// Sent through the ring buffer when the target enters `runtime.exit`.
+/// Sent through the ring buffer when the target enters `runtime.exit`, or
+/// `runtime.dieFromSignal` (then `code` is 128 + the signal, as a shell
+/// reports it).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExitNotice {

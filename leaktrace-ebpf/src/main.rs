@@ -250,21 +250,39 @@ mod programs {
     #[uprobe]
     pub fn process_exiting(ctx: ProbeContext) -> u32 {
         hit(hit::PROCESS_EXITING);
-        let regs = regs(&ctx);
         // ABI0 assembly function: the code is on the stack above the return address.
-        let code = read_u64(regs.rsp + 8).unwrap_or(0) as u32 as i32;
+        let code = read_u64(regs(&ctx).rsp + 8).unwrap_or(0) as u32 as i32;
+        notify_exit(code);
+        0
+    }
+
+    /// At `runtime.dieFromSignal(sig)` (RAX): a signal whose default action
+    /// ends the process (SIGTERM, SIGINT, SIGHUP, a crash's SIGABRT, ...) is
+    /// about to be raised again with the runtime's handler out of the way;
+    /// `runtime.exit` is never reached. The code is 128 + the signal.
+    #[uprobe]
+    pub fn process_dying(ctx: ProbeContext) -> u32 {
+        hit(hit::PROCESS_DYING);
+        let signal = regs(&ctx).rax as u32 as i32;
+        notify_exit(128 + signal);
+        0
+    }
+
+    /// Tells userspace the process is ending, and in `leaktrace run` stops
+    /// it until its goroutines are read.
+    #[inline(always)]
+    fn notify_exit(code: i32) {
         let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
         if EXIT_NOTICES
             .output::<ExitNotice>(&ExitNotice { tgid, code }, 0)
             .is_err()
         {
             bump(counter::DROPPED_EXIT_NOTICE);
-            return 0;
+            return;
         }
         if unsafe { core::ptr::read_volatile(&STOP_AT_EXIT) } != 0 {
             unsafe { bpf_send_signal(SIGSTOP) };
         }
-        0
     }
 
     /// On one `go` statement's `CALL runtime.newproc` (a site that looks like

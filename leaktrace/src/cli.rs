@@ -16,7 +16,8 @@ Examples:
   go test -exec 'leaktrace run --fail-on-leak --' ./...
 
 Exit status:
-  0    no site judged leaking (or --fail-on-leak not given)
+  0    no site judged leaking (or --fail-on-leak not given); also when the
+       output is closed (leaktrace ... | head), which ends leaktrace at once
   1    leaktrace could not trace: bad PID, command, binary, privileges or kernel
   2    the command line is wrong
   3    --fail-on-leak and a goroutine or ticker site was judged leaking
@@ -176,6 +177,18 @@ pub struct ProbeArgs {
     pub no_stacks: bool,
 }
 
+/// A usage error as one line: clap's message without its usage block and
+/// hints, e.g. `error: invalid value 'soon' for '--duration <D>': ...`.
+pub fn usage_error_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("{} (see leaktrace --help)", message.join(" "))
+}
+
 /// A duration that must not be zero (a period).
 pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_duration(text)?;
@@ -220,6 +233,20 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_fit_on_one_line() {
+        let err = Cli::try_parse_from(["leaktrace", "-p", "1", "--duration", "soon"]).unwrap_err();
+        let line = usage_error_line(&err.render().to_string());
+        assert_eq!(
+            line,
+            "error: invalid value 'soon' for '--duration <D>': invalid duration \"soon\": expected e.g. 30s, 5m, 500ms (see leaktrace --help)"
+        );
+        let err = Cli::try_parse_from(["leaktrace", "--json"]).unwrap_err();
+        let line = usage_error_line(&err.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--pid <PID>"), "{line}");
     }
 
     #[test]

@@ -33,3 +33,5 @@ pub use error::Error;
 pub const EXIT_LEAKS_FOUND: i32 = 3;
 /// Exit status when leaktrace cannot trace.
 pub const EXIT_ERROR: i32 = 1;
+/// Exit status for a wrong command line.
+pub const EXIT_USAGE: i32 = 2;

@@ -1,7 +1,7 @@
 //! leaktrace's command line; the work is in the library.
 
 use clap::Parser as _;
-use leaktrace::{EXIT_ERROR, Error, cli, error::one_line, render, session};
+use leaktrace::{EXIT_ERROR, EXIT_USAGE, Error, cli, error::one_line, render, session};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -13,7 +13,18 @@ fn main() {
         render::note(format!("error: {}", one_line(&err)));
         std::process::exit(127);
     }
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        Err(e) => {
+            render::note(cli::usage_error_line(&e.render().to_string()));
+            std::process::exit(EXIT_USAGE);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -32,6 +43,9 @@ fn main() {
     });
     match result {
         Ok(code) => std::process::exit(code),
+        // Whoever read the output is gone (`leaktrace ... | head`): stop
+        // quietly; the probes went with the session.
+        Err(Error::Render(render::RenderError::Closed)) => std::process::exit(0),
         Err(e) => fail(e),
     }
 }

@@ -243,10 +243,14 @@ fn check_attach(service: &Service, ctx: &str, observing: Observing) {
         .map(|p| p["program"].as_str().unwrap())
         .collect();
     match observing {
-        // The exit probe, and the leaking site's go statement, whose
+        // The exit probes, and the leaking site's go statement, whose
         // creation stacks are wanted; nothing per goroutine or per park.
         Observing::Sampled => {
-            assert_eq!(programs, ["process_exiting", "site_creating"], "{ctx}");
+            assert_eq!(
+                programs,
+                ["process_exiting", "site_creating", "process_dying"],
+                "{ctx}"
+            );
             let site_probe = &report["costs"]["probes"][1];
             assert_eq!(site_probe["hits"], 3, "{ctx}: one per leak: {site_probe:#}");
             assert_eq!(leak["stacks"][0]["count"], 3, "{ctx}: {leak:#}");
@@ -691,6 +695,44 @@ fn interval_prints_ndjson_then_the_report() {
         assert_eq!(changes.iter().sum::<i64>(), 1, "{ctx}: {changes:?}");
         assert_eq!(site(report, "service-leak")["live"], PRELEAK + 1, "{ctx}");
     }
+}
+
+/// `leaktrace -p PID --interval D | head -n 1`: once the reader is gone,
+/// leaktrace stops at once, quietly, with status 0, and leaves no probe.
+#[test]
+fn a_closed_output_ends_leaktrace_quietly() {
+    if !privileged("a_closed_output_ends_leaktrace_quietly") {
+        return;
+    }
+    let version = go_versions().last().cloned().unwrap();
+    let service = Service::start(&version);
+    let mut tracer = leaktrace()
+        .args(["-p", &service.pid().to_string(), "--interval", "100ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(tracer.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("\"type\":\"interval\""), "{first}");
+    drop(stdout);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = tracer.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "leaktrace kept running with its output closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(tracer.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "only the tracing line: {stderr}");
+    assert!(text_is_pristine(service.pid()), "a probe was left behind");
 }
 
 #[test]

@@ -193,14 +193,25 @@ fn missing_privileges_name_the_capability() {
 
 #[test]
 fn usage_errors_exit_2() {
-    assert_eq!(run_leaktrace(&[]).status.code(), Some(2));
-    assert_eq!(run_leaktrace(&["run"]).status.code(), Some(2));
-    assert_eq!(
-        run_leaktrace(&["-p", "1", "--duration", "soon"])
-            .status
-            .code(),
-        Some(2)
-    );
+    for (args, names) in [
+        (&[][..], "--pid <PID>"),
+        (&["run"], "<CMD>"),
+        (&["-p", "1", "--duration", "soon"], "--duration"),
+        (&["-p", "1", "--interval", "0s"], "--interval"),
+        (&["-p", "1", "--min-growth", "lots"], "--min-growth"),
+        (
+            &["-p", "1", "--probe-placement", "anywhere"],
+            "--probe-placement",
+        ),
+        (&["-p", "not-a-pid"], "--pid"),
+    ] {
+        let err = one_line_error(&run_leaktrace(args), 2);
+        assert!(
+            err.starts_with("leaktrace: error: ") && err.contains(names),
+            "{args:?}: {err}"
+        );
+        assert!(err.trim_end().ends_with("(see leaktrace --help)"), "{err}");
+    }
     let help = run_leaktrace(&["--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
     for documented in [

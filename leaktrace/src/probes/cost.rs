@@ -113,6 +113,7 @@ mod tests {
             (hit::TICKER_STOPPED, program::TICKER_STOPPED),
             (hit::TICKER_RESET, program::TICKER_RESET),
             (hit::SITE_CREATING, program::SITE_CREATING),
+            (hit::PROCESS_DYING, program::PROCESS_DYING),
         ];
         assert_eq!(pairs.len(), program::ALL.len());
         assert_eq!(hit::COUNT as usize, program::ALL.len());

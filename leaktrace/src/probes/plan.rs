@@ -68,25 +68,37 @@ pub fn probe_points(
         });
     }
     points.extend(ticker_points(binary, placement)?);
-    points.push(exit_point(binary)?);
+    points.extend(exit_points(binary)?);
     Ok(points)
 }
 
-/// `runtime.exit`: assembly without a prologue, run once. The symbol table
-/// calls it `runtime.exit.abi0`, the pclntab `runtime.exit`.
-pub fn exit_point(binary: &GoBinary) -> Result<ProbePoint, PlacementError> {
+/// Where the process ends: `runtime.exit` (assembly without a prologue, run
+/// once; the symbol table calls it `runtime.exit.abi0`, the pclntab
+/// `runtime.exit`), and `runtime.dieFromSignal`, the way out when a signal
+/// kills it.
+pub fn exit_points(binary: &GoBinary) -> Result<Vec<ProbePoint>, PlacementError> {
     let exit_fn = if binary.function("runtime.exit.abi0").is_some() {
         "runtime.exit.abi0"
     } else {
         "runtime.exit"
     };
     required(binary, exit_fn)?;
-    Ok(ProbePoint {
+    let mut points = vec![ProbePoint {
         program: program::PROCESS_EXITING,
         function: exit_fn.to_string(),
         offset: 0,
-    })
+    }];
+    let die = required(binary, DIE_FROM_SIGNAL)?;
+    points.push(ProbePoint {
+        program: program::PROCESS_DYING,
+        function: DIE_FROM_SIGNAL.to_string(),
+        offset: entry_offset(binary, DIE_FROM_SIGNAL, die, Placement::Emulated)?,
+    });
+    Ok(points)
 }
+
+/// Where the runtime kills its own process with a signal.
+const DIE_FROM_SIGNAL: &str = "runtime.dieFromSignal";
 
 /// The `CALL runtime.newproc` of the `go` statement whose goroutines have
 /// this `gopc` (link-time): the call is the 5 bytes before it. `None` if the

@@ -49,8 +49,12 @@ pub struct ProcMem {
     mem: File,
 }
 
-/// Remote blocks per `process_vm_readv` call: the kernel's IOV_MAX.
+/// Remote ranges per `process_vm_readv` call: the kernel's IOV_MAX.
 const IOV_MAX: usize = 1024;
+/// Bytes between two blocks that are still read as one range.
+const MAX_GAP: u64 = 4096;
+/// Bytes one range covers at most.
+const MAX_RANGE: u64 = 1 << 20;
 
 impl ProcMem {
     /// Opens it once; the descriptor stays tied to the address space it was
@@ -62,14 +66,14 @@ impl ProcMem {
         })
     }
 
-    /// One `process_vm_readv` for up to [`IOV_MAX`] blocks of `len` bytes:
-    /// how many blocks from the first were read, or the error if none was.
-    fn read_vectored(&self, addresses: &[u64], len: usize, buf: &mut [u8]) -> io::Result<usize> {
-        let remote: Vec<libc::iovec> = addresses
+    /// One `process_vm_readv` of up to [`IOV_MAX`] ranges into `buf`, one
+    /// after another: how many ranges from the first were read whole.
+    fn read_ranges(&self, ranges: &[Range], buf: &mut [u8]) -> io::Result<usize> {
+        let remote: Vec<libc::iovec> = ranges
             .iter()
-            .map(|&address| libc::iovec {
-                iov_base: address as *mut libc::c_void,
-                iov_len: len,
+            .map(|range| libc::iovec {
+                iov_base: range.start as *mut libc::c_void,
+                iov_len: range.len,
             })
             .collect();
         let local = libc::iovec {
@@ -91,9 +95,16 @@ impl ProcMem {
         if read < 0 {
             return Err(io::Error::last_os_error());
         }
-        // The kernel stops at the first block it cannot read, and never
-        // splits one.
-        Ok(read as usize / len)
+        // The kernel stops at the first range it cannot read whole.
+        let mut left = read as usize;
+        Ok(ranges
+            .iter()
+            .take_while(|range| {
+                let whole = left >= range.len;
+                left = left.saturating_sub(range.len);
+                whole
+            })
+            .count())
     }
 }
 
@@ -108,38 +119,79 @@ impl Memory for ProcMem {
             })
     }
 
+    /// Neighbouring blocks (the runtime allocates `runtime.g`s side by side)
+    /// are read as one range: the kernel's cost grows with the ranges and
+    /// pages it pins, not with bytes, so a million goroutines are read
+    /// faster this way than as one range each.
     fn read_blocks(&self, addresses: &[u64], buf: &mut [u8], readable: &mut [bool]) {
         let Some(len) = buf.len().checked_div(addresses.len()).filter(|&l| l > 0) else {
             return;
         };
         let count = addresses.len().min(readable.len());
-        let mut first = 0;
-        while first < count {
-            let end = count.min(first + IOV_MAX);
-            let blocks = &mut buf[first * len..end * len];
-            match self.read_vectored(&addresses[first..end], len, blocks) {
-                Ok(read) if first + read >= end => {
-                    readable[first..end].fill(true);
-                    first = end;
+        readable[..count].fill(false);
+        let ranges = coalesce(&addresses[..count], len);
+        let mut scratch = Vec::new();
+        let mut next = 0;
+        while next < ranges.len() {
+            let group = &ranges[next..ranges.len().min(next + IOV_MAX)];
+            scratch.resize(group.iter().map(|r| r.len).sum(), 0);
+            let read = self.read_ranges(group, &mut scratch).unwrap_or(0);
+            let mut offset = 0;
+            for range in &group[..read] {
+                for &block in &range.blocks {
+                    let from = offset + (addresses[block] - range.start) as usize;
+                    buf[block * len..(block + 1) * len].copy_from_slice(&scratch[from..from + len]);
+                    readable[block] = true;
                 }
-                Ok(read) => {
-                    // The block after those read failed; go on after it.
-                    readable[first..first + read].fill(true);
-                    readable[first + read] = false;
-                    first += read + 1;
+                offset += range.len;
+            }
+            next += read;
+            if let Some(failed) = group.get(read) {
+                // One unreadable page must not lose its neighbours.
+                for &block in &failed.blocks {
+                    let at = &mut buf[block * len..(block + 1) * len];
+                    readable[block] = self.read(addresses[block], at).is_ok();
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
-                    readable[first] = false;
-                    first += 1;
-                }
-                Err(_) => {
-                    // Gone, or not allowed: nothing more can be read.
-                    readable[first..count].fill(false);
-                    return;
-                }
+                next += 1;
             }
         }
     }
+}
+
+/// Blocks of one range of memory.
+#[derive(Debug, PartialEq, Eq)]
+struct Range {
+    start: u64,
+    len: usize,
+    /// Indices of the blocks in it.
+    blocks: Vec<usize>,
+}
+
+/// Groups blocks of `len` bytes at `addresses` (0: none) into ranges of
+/// neighbours, in address order.
+fn coalesce(addresses: &[u64], len: usize) -> Vec<Range> {
+    let mut order: Vec<usize> = (0..addresses.len())
+        .filter(|&i| addresses[i] != 0 && addresses[i].checked_add(len as u64).is_some())
+        .collect();
+    order.sort_unstable_by_key(|&i| addresses[i]);
+    let mut ranges: Vec<Range> = Vec::new();
+    for block in order {
+        let (start, end) = (addresses[block], addresses[block] + len as u64);
+        if let Some(range) = ranges.last_mut() {
+            let range_end = range.start + range.len as u64;
+            if start <= range_end.saturating_add(MAX_GAP) && end - range.start <= MAX_RANGE {
+                range.len = (end.max(range_end) - range.start) as usize;
+                range.blocks.push(block);
+                continue;
+            }
+        }
+        ranges.push(Range {
+            start,
+            len,
+            blocks: vec![block],
+        });
+    }
+    ranges
 }
 
 /// Synthetic memory: byte regions at fixed addresses. Reads that leave a
@@ -192,6 +244,47 @@ impl Memory for Regions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neighbouring_blocks_are_read_as_one_range() {
+        // Blocks of 16 bytes: two side by side, one overlapping, one far.
+        let ranges = coalesce(&[0x1010, 0x1000, 0, 0x9000, 0x1018], 16);
+        assert_eq!(
+            ranges,
+            vec![
+                Range {
+                    start: 0x1000,
+                    len: 0x28,
+                    blocks: vec![1, 0, 4]
+                },
+                Range {
+                    start: 0x9000,
+                    len: 16,
+                    blocks: vec![3]
+                },
+            ]
+        );
+        assert!(coalesce(&[u64::MAX - 4], 16).is_empty());
+    }
+
+    #[test]
+    fn a_live_process_is_read_in_blocks() {
+        // This process's own memory, through the same path as a target's;
+        // address 8 is never mapped.
+        let data: Vec<u64> = (0..4096).collect();
+        let base = data.as_ptr() as u64;
+        let memory = ProcMem::open(std::process::id()).expect("open own memory");
+        let addresses = [base + 8 * 100, 0, base + 8 * 3000, 8, base];
+        let mut buf = vec![0u8; addresses.len() * 8];
+        let mut readable = vec![false; addresses.len()];
+        memory.read_blocks(&addresses, &mut buf, &mut readable);
+        assert_eq!(readable, [true, false, true, false, true]);
+        let words: Vec<u64> = buf
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        assert_eq!((words[0], words[2], words[4]), (100, 3000, 0));
+    }
 
     #[test]
     fn regions_read_inside_and_fail_outside() {

@@ -23,6 +23,9 @@ pub enum RenderError {
     },
     #[error("writing the report")]
     Stream(#[source] io::Error),
+    /// Whoever read leaktrace's output closed it (`leaktrace ... | head`).
+    #[error("the output was closed")]
+    Closed,
 }
 
 /// The report's format.
@@ -78,17 +81,19 @@ fn write_file(path: &Path, body: &str) -> Result<(), RenderError> {
 }
 
 fn stdout(body: &str) -> Result<(), RenderError> {
-    quiet_on_closed_pipe(io::stdout().lock().write_all(body.as_bytes()))
+    let mut out = io::stdout().lock();
+    quiet_on_closed_pipe(out.write_all(body.as_bytes()).and_then(|()| out.flush()))
 }
 
 fn stderr(body: &str) -> Result<(), RenderError> {
     quiet_on_closed_pipe(io::stderr().lock().write_all(body.as_bytes()))
 }
 
-/// A closed pipe (leaktrace ... | head) is not an error worth a message.
+/// A closed pipe (leaktrace ... | head) is no failure worth a message, but
+/// leaktrace has no reader left: [`RenderError::Closed`] ends the session.
 fn quiet_on_closed_pipe(result: io::Result<()>) -> Result<(), RenderError> {
     match result {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(RenderError::Closed),
         other => other.map_err(RenderError::Stream),
     }
 }

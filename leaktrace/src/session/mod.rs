@@ -87,7 +87,7 @@ impl Tracing {
             Observing::Exact => {
                 plan::probe_points(&binary, probe_args.probe_placement).map_err(ProbeError::from)?
             }
-            Observing::Sampled => vec![plan::exit_point(&binary).map_err(ProbeError::from)?],
+            Observing::Sampled => plan::exit_points(&binary).map_err(ProbeError::from)?,
         };
         probes.attach(&binary, &points, path, pid)?;
         Ok(Self {

@@ -16,7 +16,7 @@ use crate::{
     error::one_line,
     probes::Probes,
     process::{self, Frozen, Process, Snapshot, tickers::TickerMemory},
-    render::{self, TextStream},
+    render::{self, RenderError, TextStream},
     report::{Mode, Observing},
 };
 
@@ -131,7 +131,11 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         heap_tickers: None,
     };
     let report = tracing.conclude(ending, &policy)?;
-    render::emit(&report, &destination(&args.output, TextStream::Stderr))?;
+    match render::emit(&report, &destination(&args.output, TextStream::Stderr)) {
+        // The command's status still stands when nobody reads the report.
+        Err(RenderError::Closed) | Ok(()) => {}
+        Err(e) => return Err(e.into()),
+    }
 
     Ok(if exit_code != 0 {
         exit_code

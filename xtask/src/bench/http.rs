@@ -1,6 +1,7 @@
 //! The `http` and `http-timeout` scenarios: requests per second of a net/http
-//! hello-world server (tests/go/cmd/httpbench) under `wrk -t1 -c32`, first
-//! untraced, then with `leaktrace -p` attached to the same process; and the
+//! hello-world server (tests/go/cmd/httpbench) under `wrk -t1 -c32`,
+//! untraced, then with `leaktrace -p` attached to the same process, then
+//! untraced again (the baseline is the mean of the two); and the
 //! probe traps per request, from leaktrace's report (its `costs`) and wrk's
 //! count of requests.
 
@@ -120,8 +121,12 @@ fn measure(
     server.ensure_running()?;
     tracer.detach()?;
     let hits = probe_hits(&report)?;
+    // Untraced again: the baseline is the mean of before and after, so that
+    // drift (warming up, the machine's load) does not count as overhead.
+    let after = wrk(&url, bench.seconds)?;
+    server.ensure_running()?;
     Ok(Run {
-        untraced: untraced.rate,
+        untraced: (untraced.rate + after.rate) / 2.0,
         traced: traced.rate,
         traps_per_request: hits as f64 / traced.requests.max(1) as f64,
     })

@@ -58,8 +58,8 @@ pub fn run(bench: &Bench, versions: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One run: the median ns per round trip over `windows` windows untraced,
-/// then over as many with leaktrace attached.
+/// One run: the median ns per round trip over `windows` windows with
+/// leaktrace attached, and over as many untraced before and after.
 fn measure(
     bench: &Bench,
     pingpong: &Path,
@@ -80,6 +80,11 @@ fn measure(
     read_windows(&reports, 1)?;
     let traced = read_windows(&reports, windows)?;
     tracer.detach()?;
+    // Untraced again, so that drift does not count as overhead.
+    reports.drain();
+    read_windows(&reports, 1)?;
+    let mut untraced = untraced;
+    untraced.extend(read_windows(&reports, windows)?);
     Ok((median(untraced), median(traced)))
 }
 
