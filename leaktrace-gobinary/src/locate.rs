@@ -105,8 +105,9 @@ pub fn text_start(table: &Pclntab, elf: &ElfImage, data: &[u8], text_section: u6
     candidates.into_iter().find(|&start| {
         !checks.is_empty()
             && checks.iter().all(|&offset| {
-                let at = elf
-                    .file_offset(start + offset)
+                let at = start
+                    .checked_add(offset)
+                    .and_then(|address| elf.file_offset(address))
                     .and_then(|o| usize::try_from(o).ok());
                 at.and_then(|at| data.get(at..at.checked_add(STACK_CHECK.len())?))
                     == Some(&STACK_CHECK[..])

@@ -119,12 +119,12 @@ impl Pclntab {
     }
 
     fn functab_entry(&self, i: usize) -> Option<(u64, usize)> {
-        let at = self.functab + i * 8;
+        let at = self.functab.checked_add(i.checked_mul(8)?)?;
         let entry_off = read_u32(&self.data, at)?;
-        let func_off = read_u32(&self.data, at + 4)? as usize;
+        let func_off = read_u32(&self.data, at.checked_add(4)?)? as usize;
         Some((
-            self.text_start + u64::from(entry_off),
-            self.functab + func_off,
+            self.text_start.checked_add(u64::from(entry_off))?,
+            self.functab.checked_add(func_off)?,
         ))
     }
 

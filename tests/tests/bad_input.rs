@@ -184,7 +184,7 @@ fn missing_privileges_name_the_capability() {
         1,
     );
     assert!(
-        err.starts_with("leaktrace: error: missing privileges: leaktrace needs CAP_BPF and CAP_PERFMON to load eBPF uprobes"),
+        err.starts_with("leaktrace: error: missing privileges: leaktrace needs CAP_SYS_ADMIN to load and attach eBPF uprobes (CAP_BPF and CAP_PERFMON are enough on kernels without the fix for CVE-2025-38466)"),
         "{err}"
     );
     let err = one_line_error(&as_nobody(&["-p", "1"]), 1);

@@ -2,9 +2,10 @@
 //! no probe, no trap, nothing the target pays for.
 //!
 //! `runtime.allgs` is streamed in batches: one `process_vm_readv` reads the
-//! first bytes of [`BATCH`] `runtime.g`s, and each goroutine is counted at
-//! its creation site as it is decoded, so memory does not grow with the
-//! number of goroutines beyond one small [`Slot`] each.
+//! first bytes of [`BATCH`] `runtime.g`s (neighbours as one range), and each
+//! goroutine is counted at its creation site as it is decoded, so memory
+//! does not grow with the number of goroutines beyond one small [`Slot`]
+//! each.
 //!
 //! `allgs` only grows, and a `runtime.g` is never freed (a dead one is reused
 //! in place), so slot `i` of `allgs` is the same `runtime.g` in every census,
@@ -26,14 +27,12 @@ use leaktrace_ebpf::{SiteCounters, SiteKey};
 use leaktrace_gobinary::GLayout;
 
 use super::{
-    goroutines::{self, AllgsError, GStatus, Goroutine},
+    goroutines::{self, AllgsError, BATCH, GStatus, Goroutine},
     memory::Memory,
     monotonic_ns,
 };
 use crate::probes::SiteCounts;
 
-/// Goroutines read per `process_vm_readv`: the kernel's IOV_MAX.
-pub const BATCH: usize = 1024;
 /// Goroutines followed from census to census; the slots cost 24 bytes each.
 /// Beyond this, goroutines are still counted, but not followed.
 pub const MAX_SLOTS: usize = 1 << 22;

@@ -180,24 +180,47 @@ pub enum AllgsError {
     TooMany(u64),
 }
 
-/// Reads every goroutine in `runtime.allgs` that is not dead. `allgs` is the
-/// run-time address of the slice header.
+/// Goroutines read per batch: one `process_vm_readv` (the kernel's IOV_MAX).
+pub const BATCH: usize = 1024;
+/// Goroutines one snapshot holds at most; further ones are counted as
+/// dropped (sampled attach mode counts any number without holding them).
+pub const MAX_SNAPSHOT: usize = 1 << 21;
+
+/// Every goroutine in `runtime.allgs` that is not dead, and how many could
+/// not be read or held. `allgs` is the run-time address of the slice header.
 pub fn read_all(
     mem: &dyn Memory,
     allgs: u64,
     layout: &GLayout,
-) -> Result<Vec<Goroutine>, AllgsError> {
+) -> Result<(Vec<Goroutine>, u64), AllgsError> {
     let array = mem.read_u64(allgs)?;
     let len = mem.read_u64(allgs.checked_add(8).ok_or(AllgsError::TooMany(u64::MAX))?)?;
     if len > MAX_GOROUTINES {
         return Err(AllgsError::TooMany(len));
     }
-    let mut pointers = vec![0u8; len as usize * 8];
-    mem.read(array, &mut pointers)?;
-    let addresses = pointers
-        .chunks_exact(8)
-        .map(|p| u64::from_le_bytes(p.try_into().unwrap_or_default()));
-    Ok(read_each(mem, addresses, layout))
+    let len = len as usize;
+    let mut goroutines = Vec::new();
+    let mut dropped = 0u64;
+    let mut pointers = vec![0u8; BATCH * 8];
+    for start in (0..len).step_by(BATCH) {
+        let count = BATCH.min(len - start);
+        let pointers = &mut pointers[..count * 8];
+        let at = array.checked_add(start as u64 * 8);
+        if at.is_none_or(|at| mem.read(at, pointers).is_err()) {
+            dropped += count as u64;
+            continue;
+        }
+        let addresses: Vec<u64> = pointers
+            .chunks_exact(8)
+            .map(|p| u64::from_le_bytes(p.try_into().unwrap_or_default()))
+            .collect();
+        let (batch, unreadable) = read_batch(mem, &addresses, layout);
+        dropped += unreadable;
+        let room = MAX_SNAPSHOT.saturating_sub(goroutines.len());
+        dropped += batch.len().saturating_sub(room) as u64;
+        goroutines.extend(batch.into_iter().take(room));
+    }
+    Ok((goroutines, dropped))
 }
 
 /// Reads the goroutines at these `runtime.g` addresses, skipping dead ones
@@ -207,14 +230,30 @@ pub fn read_each(
     addresses: impl IntoIterator<Item = u64>,
     layout: &GLayout,
 ) -> Vec<Goroutine> {
-    let mut raw = vec![0u8; layout.span()];
+    let addresses: Vec<u64> = addresses.into_iter().collect();
+    addresses
+        .chunks(BATCH)
+        .flat_map(|chunk| read_batch(mem, chunk, layout).0)
+        .collect()
+}
+
+/// The live goroutines among up to [`BATCH`] `runtime.g`s, read at once, and
+/// how many could not be read.
+fn read_batch(mem: &dyn Memory, addresses: &[u64], layout: &GLayout) -> (Vec<Goroutine>, u64) {
+    let span = layout.span();
+    let mut raw = vec![0u8; addresses.len() * span];
+    let mut readable = vec![false; addresses.len()];
+    mem.read_blocks(addresses, &mut raw, &mut readable);
     let mut goroutines = Vec::new();
-    for g in addresses {
-        if g != 0 && mem.read(g, &mut raw).is_ok() {
-            goroutines.extend(decode(g, &raw, layout));
+    let mut unreadable = 0;
+    for ((&g, bytes), ok) in addresses.iter().zip(raw.chunks_exact(span)).zip(readable) {
+        match (g, ok) {
+            (0, _) => {}
+            (_, false) => unreadable += 1,
+            (_, true) => goroutines.extend(decode(g, bytes, layout)),
         }
     }
-    goroutines
+    (goroutines, unreadable)
 }
 
 /// Decodes one `runtime.g` from its first [`GLayout::span`] bytes; `None`
@@ -294,7 +333,8 @@ mod tests {
         mem.map(0xa000, g_bytes(&l, &fields, 4 | SCAN_BIT, 14));
         mem.map(0xb000, g_bytes(&l, &[(l.goid, 8)], 6, 0));
         mem.map(0xc000, g_bytes(&l, &[(l.goid, 9)], 1, 0));
-        let goroutines = read_all(&mem, 0x8000, &l).unwrap();
+        let (goroutines, dropped) = read_all(&mem, 0x8000, &l).unwrap();
+        assert_eq!(dropped, 0);
         assert_eq!(goroutines.len(), 2, "the dead one is skipped");
         assert_eq!(
             goroutines[0],

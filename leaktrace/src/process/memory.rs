@@ -2,7 +2,7 @@
 //! target's data goes through [`Memory`], so it can be tested on synthetic
 //! memory ([`Regions`]) as well as on a live process ([`ProcMem`]).
 
-use std::{collections::BTreeMap, fs::File, io, os::unix::fs::FileExt};
+use std::{collections::BTreeMap, io};
 
 /// A read of the target's memory failed: unmapped, or the process is gone.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +42,12 @@ pub trait Memory {
     }
 }
 
-/// A live process's memory, through `/proc/PID/mem`, opened read-only, and
-/// `process_vm_readv` for many blocks at once.
+/// A live process's memory, read with `process_vm_readv`: it needs only
+/// ptrace access to the process (CAP_SYS_PTRACE for another user's), where
+/// `/proc/PID/mem` of another user's process is also closed by its file
+/// mode. It never stops or slows the target.
 pub struct ProcMem {
     pid: u32,
-    mem: File,
 }
 
 /// Remote ranges per `process_vm_readv` call: the kernel's IOV_MAX.
@@ -57,13 +58,10 @@ const MAX_GAP: u64 = 4096;
 const MAX_RANGE: u64 = 1 << 20;
 
 impl ProcMem {
-    /// Opens it once; the descriptor stays tied to the address space it was
-    /// opened on, so open it after the target has `exec`ed.
-    pub fn open(pid: u32) -> io::Result<Self> {
-        Ok(Self {
-            pid,
-            mem: File::open(format!("/proc/{pid}/mem"))?,
-        })
+    /// The memory of process `pid`, as it is when read: after `exec`, the
+    /// new image's.
+    pub fn new(pid: u32) -> Self {
+        Self { pid }
     }
 
     /// One `process_vm_readv` of up to [`IOV_MAX`] ranges into `buf`, one
@@ -110,13 +108,21 @@ impl ProcMem {
 
 impl Memory for ProcMem {
     fn read(&self, address: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        self.mem
-            .read_exact_at(buf, address)
-            .map_err(|source| MemoryError {
-                address,
-                len: buf.len(),
-                source,
-            })
+        let whole = [Range {
+            start: address,
+            len: buf.len(),
+            blocks: Vec::new(),
+        }];
+        match self.read_ranges(&whole, buf) {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+            Err(e) => Err(e),
+        }
+        .map_err(|source| MemoryError {
+            address,
+            len: buf.len(),
+            source,
+        })
     }
 
     /// Neighbouring blocks (the runtime allocates `runtime.g`s side by side)
@@ -273,7 +279,7 @@ mod tests {
         // address 8 is never mapped.
         let data: Vec<u64> = (0..4096).collect();
         let base = data.as_ptr() as u64;
-        let memory = ProcMem::open(std::process::id()).expect("open own memory");
+        let memory = ProcMem::new(std::process::id());
         let addresses = [base + 8 * 100, 0, base + 8 * 3000, 8, base];
         let mut buf = vec![0u8; addresses.len() * 8];
         let mut readable = vec![false; addresses.len()];
@@ -284,6 +290,8 @@ mod tests {
             .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
             .collect();
         assert_eq!((words[0], words[2], words[4]), (100, 3000, 0));
+        assert_eq!(memory.read_u64(base + 8 * 7).unwrap(), 7);
+        assert!(memory.read_u64(8).is_err());
     }
 
     #[test]

@@ -46,11 +46,19 @@ pub enum ProcessError {
     },
     #[error("{} is not mapped in process {pid}", .executable.display())]
     NotMapped { pid: u32, executable: PathBuf },
-    #[error("opening the memory of process {pid}")]
-    OpenMemory {
+    #[error(
+        "cannot read the memory of process {pid}: leaktrace needs CAP_SYS_PTRACE to read another user's process (run it with sudo, or grant the capability)"
+    )]
+    MemoryDenied {
         pid: u32,
         #[source]
-        source: io::Error,
+        source: MemoryError,
+    },
+    #[error("cannot read the memory of process {pid} (did it exit?)")]
+    MemoryUnreadable {
+        pid: u32,
+        #[source]
+        source: MemoryError,
     },
     #[error("finding runtime.allgs")]
     NoAllgs(#[source] BinaryError),
@@ -99,8 +107,17 @@ impl Process {
     /// The process `pid`, which must be running `binary` already (after `exec`).
     pub fn open(pid: u32, binary: &GoBinary) -> Result<Self, ProcessError> {
         let load_bias = load_bias(pid, |offset| binary.address_of_file_offset(offset))?;
-        let memory =
-            ProcMem::open(pid).map_err(|source| ProcessError::OpenMemory { pid, source })?;
+        let memory = ProcMem::new(pid);
+        // Fail now, in words the user can act on, rather than at the first census.
+        if let Some(main) = binary.function("runtime.main") {
+            let mut byte = [0u8];
+            memory
+                .read(main.address.wrapping_add(load_bias), &mut byte)
+                .map_err(|source| match source.source.raw_os_error() {
+                    Some(libc::EPERM | libc::EACCES) => ProcessError::MemoryDenied { pid, source },
+                    _ => ProcessError::MemoryUnreadable { pid, source },
+                })?;
+        }
         Ok(Self {
             pid,
             load_bias,
@@ -151,14 +168,14 @@ impl Process {
             .allgs_address()
             .map_err(ProcessError::NoAllgs)?
             .wrapping_add(self.load_bias);
-        let goroutines =
-            goroutines::read_all(&self.memory, allgs, &binary.g_layout).map_err(|source| {
-                ProcessError::Goroutines {
-                    pid: self.pid,
-                    source,
-                }
+        let (goroutines, dropped) = goroutines::read_all(&self.memory, allgs, &binary.g_layout)
+            .map_err(|source| ProcessError::Goroutines {
+                pid: self.pid,
+                source,
             })?;
-        Ok(Snapshot::read(&self.memory, goroutines, &binary.g_layout))
+        let mut snapshot = Snapshot::read(&self.memory, goroutines, &binary.g_layout);
+        snapshot.dropped = dropped;
+        Ok(snapshot)
     }
 
     /// The goroutines at these `runtime.g` addresses (those the probes track).
@@ -206,12 +223,47 @@ impl Process {
 
     /// Its GODEBUG environment variable, if set.
     pub fn godebug(&self) -> Option<String> {
-        let environ = std::fs::read(format!("/proc/{}/environ", self.pid)).ok()?;
-        environ
-            .split(|&b| b == 0)
-            .find_map(|var| var.strip_prefix(b"GODEBUG="))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+        environment_variable(&self.environment()?, b"GODEBUG=")
     }
+
+    /// Its environment block (`NAME=value` strings, NUL-separated).
+    /// `/proc/PID/environ` is closed to other users by its file mode, even
+    /// with CAP_SYS_PTRACE, so failing that it is read from memory, where
+    /// `/proc/PID/stat` says it is.
+    fn environment(&self) -> Option<Vec<u8>> {
+        if let Ok(environ) = std::fs::read(format!("/proc/{}/environ", self.pid)) {
+            return Some(environ);
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        let (start, end) = environment_bounds(&stat)?;
+        let len = usize::try_from(end.checked_sub(start)?)
+            .ok()
+            .filter(|&len| len <= MAX_ENVIRONMENT)?;
+        let mut block = vec![0u8; len];
+        self.memory.read(start, &mut block).ok()?;
+        Some(block)
+    }
+}
+
+/// Bytes of environment leaktrace reads at most.
+const MAX_ENVIRONMENT: usize = 1 << 20;
+
+/// `env_start` and `env_end` from a `/proc/PID/stat` line: fields 50 and 51,
+/// counted from the pid, after the parenthesised command name.
+fn environment_bounds(stat: &str) -> Option<(u64, u64)> {
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace().skip(50 - 3);
+    let start = fields.next()?.parse().ok()?;
+    let end = fields.next()?.parse().ok()?;
+    Some((start, end))
+}
+
+/// The value of `name` (`NAME=`) in an environment block.
+fn environment_variable(environ: &[u8], name: &[u8]) -> Option<String> {
+    environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(name))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// A process's goroutines at one moment.
@@ -224,6 +276,9 @@ pub struct Snapshot {
     pub waiting_channels: HashMap<u64, Vec<u64>>,
     /// CLOCK_MONOTONIC when they were read.
     pub now_ns: u64,
+    /// Goroutines that could not be read, or not held (past
+    /// [`goroutines::MAX_SNAPSHOT`]).
+    pub dropped: u64,
 }
 
 impl Snapshot {
@@ -246,6 +301,7 @@ impl Snapshot {
             current_stacks,
             waiting_channels,
             now_ns,
+            dropped: 0,
         }
     }
 }
@@ -409,6 +465,21 @@ mod tests {
             Some(0x55d0c0000000)
         );
         assert_eq!(bias_from_maps(maps, Path::new("/srv/my"), Some), None);
+    }
+
+    #[test]
+    fn finds_the_environment_in_stat_and_a_variable_in_it() {
+        // Fields 1 to 52 of /proc/PID/stat; 50 and 51 are env_start, env_end.
+        let fields: Vec<String> = (4..=52).map(|n| n.to_string()).collect();
+        let stat = format!("42 (go app) S {}", fields.join(" "));
+        assert_eq!(environment_bounds(&stat), Some((50, 51)));
+        assert_eq!(environment_bounds("42 (x) S 1 2"), None);
+        let environ = b"HOME=/root\0GODEBUG=asynctimerchan=1\0X=1";
+        assert_eq!(
+            environment_variable(environ, b"GODEBUG="),
+            Some("asynctimerchan=1".to_string())
+        );
+        assert_eq!(environment_variable(environ, b"PATH="), None);
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
     super::warn_about(&binary);
     preflight::check_kernel()?;
     preflight::check_capabilities(!process::is_own(pid))?;
+    preflight::check_uprobe_permission()?;
     let policy = policy(
         args.ignore.rules()?,
         Thresholds {

@@ -36,6 +36,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     super::warn_about(&binary);
     preflight::check_kernel()?;
     preflight::check_capabilities(false)?;
+    preflight::check_uprobe_permission()?;
     let policy = policy(
         args.ignore.rules()?,
         Thresholds {
