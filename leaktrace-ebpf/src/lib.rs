@@ -87,6 +87,10 @@ pub mod map {
     pub const EXIT_NOTICES: &str = "EXIT_NOTICES";
     /// Per-CPU hits of each program, indexed by [`hit`](crate::hit).
     pub const HITS: &str = "HITS";
+    /// Per-CPU: which rare paths have been logged, by [`counter`](crate::counter).
+    pub const LOGGED: &str = "LOGGED";
+    /// aya-log's ring buffer of log records (`--debug`).
+    pub const LOGS: &str = "AYA_LOGS";
     /// [`SiteStack`](crate::SiteStack) → per-CPU count of goroutines created
     /// there with that creation stack (sampled attach mode).
     pub const SITE_STACKS: &str = "SITE_STACKS";
@@ -101,6 +105,8 @@ pub mod map {
         EXIT_NOTICES,
         HITS,
         SITE_STACKS,
+        LOGGED,
+        LOGS,
     ];
 }
 
@@ -114,8 +120,10 @@ pub mod global {
     pub const GOROUTINE_STACKS: &str = "GOROUTINE_STACKS";
     /// `u8`: non-zero to SIGSTOP the target in `runtime.exit`.
     pub const STOP_AT_EXIT: &str = "STOP_AT_EXIT";
+    /// `u8`: aya-log's level; 0 logs nothing, [`LOG_LEVEL_DEBUG`](crate::LOG_LEVEL_DEBUG) everything.
+    pub const LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
-    pub const ALL: &[&str] = &[LAYOUT, TIMERS, GOROUTINE_STACKS, STOP_AT_EXIT];
+    pub const ALL: &[&str] = &[LAYOUT, TIMERS, GOROUTINE_STACKS, STOP_AT_EXIT, LOG_LEVEL];
 }
 
 /// Byte offsets of the `runtime.g` fields the probes read, taken from the target's
@@ -164,6 +172,11 @@ pub struct PendingTicker {
     pub stack_id: i32,
     pub _pad: u32,
 }
+
+/// [`global::LOG_LEVEL`] for `--debug`: aya-log's `Debug`.
+pub const LOG_LEVEL_DEBUG: u8 = 4;
+/// [`global::LOG_LEVEL`] without `--debug`: nothing is logged.
+pub const LOG_LEVEL_OFF: u8 = 0;
 
 /// Capacity of the ticker table.
 pub const MAX_TICKERS: u32 = 1 << 16;
@@ -261,7 +274,10 @@ pub mod counter {
     pub const DROPPED_STACK: u32 = 7;
     /// A ticker was not recorded because the ticker table was full.
     pub const DROPPED_TICKER_TABLE_FULL: u32 = 8;
-    pub const COUNT: u32 = 9;
+    /// A new goroutine's `gopc` or `startpc` read as 0: the layout is not
+    /// what leaktrace was told (logged with `--debug`, not a drop).
+    pub const UNEXPECTED_LAYOUT: u32 = 9;
+    pub const COUNT: u32 = 10;
 }
 
 /// Capacity of the goroutine table. Allocated on demand (`BPF_F_NO_PREALLOC`).

@@ -22,6 +22,7 @@ mod programs {
         maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
         programs::{ProbeContext, tracing::StackIdContext},
     };
+    use aya_log_ebpf::warn;
     use leaktrace_ebpf::{
         ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITE_STACKS,
         MAX_SITES, MAX_STACKS, MAX_TICKERS, NO_STACK, PendingTicker, SiteCounters, SiteKey,
@@ -86,6 +87,11 @@ mod programs {
     #[map]
     static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(hit::COUNT, 0);
 
+    /// Per CPU, whether each rare path ([`counter`] index) has been logged:
+    /// `--debug` shows first occurrences, never a flood.
+    #[map]
+    static LOGGED: PerCpuArray<u8> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
     #[map]
     static SITE_STACKS: PerCpuHashMap<SiteStack, u64> =
         PerCpuHashMap::with_max_entries(MAX_SITE_STACKS, 0);
@@ -110,12 +116,31 @@ mod programs {
         }
     }
 
+    /// Whether the rare path `kind` is seen for the first time on this CPU.
+    /// The log level (`--debug`) decides whether the message is written.
     #[inline(always)]
-    fn read_u64(addr: u64) -> Option<u64> {
+    fn first_time(kind: u32) -> bool {
+        match LOGGED.get_ptr_mut(kind) {
+            Some(seen) if unsafe { *seen } == 0 => {
+                unsafe { *seen = 1 };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    #[inline(always)]
+    fn read_u64(ctx: &ProbeContext, addr: u64) -> Option<u64> {
         match unsafe { bpf_probe_read_user(addr as *const u64) } {
             Ok(value) => Some(value),
-            Err(_) => {
+            Err(e) => {
                 bump(counter::DROPPED_READ_FAULT);
+                if first_time(counter::DROPPED_READ_FAULT) {
+                    warn!(
+                        ctx,
+                        "cannot read the target's memory at {:x} (error {})", addr, e
+                    );
+                }
                 None
             }
         }
@@ -128,7 +153,7 @@ mod programs {
 
     /// Adds to a site's counters, creating the entry on first use.
     #[inline(always)]
-    fn count_at_site(site: SiteKey, field: fn(&mut SiteCounters) -> &mut u64) {
+    fn count_at_site(ctx: &ProbeContext, site: SiteKey, field: fn(&mut SiteCounters) -> &mut u64) {
         for _ in 0..2 {
             if let Some(counters) = SITES.get_ptr_mut(site) {
                 *field(unsafe { &mut *counters }) += 1;
@@ -138,6 +163,13 @@ mod programs {
             let _ = SITES.insert(site, SiteCounters::default(), BPF_NOEXIST.into());
         }
         bump(counter::DROPPED_SITE_TABLE_FULL);
+        if first_time(counter::DROPPED_SITE_TABLE_FULL) {
+            warn!(
+                ctx,
+                "the site table is full; a goroutine of go statement {:x} is not counted",
+                site.gopc
+            );
+        }
     }
 
     /// Where `runtime.newproc.func1` hands the new goroutine to
@@ -164,16 +196,16 @@ mod programs {
     fn record_creation(ctx: &ProbeContext, g: u64) {
         let layout = layout();
         let (Some(goid), Some(gopc), Some(startpc)) = (
-            read_u64(g + layout.g_goid),
-            read_u64(g + layout.g_gopc),
-            read_u64(g + layout.g_startpc),
+            read_u64(ctx, g + layout.g_goid),
+            read_u64(ctx, g + layout.g_gopc),
+            read_u64(ctx, g + layout.g_startpc),
         ) else {
             return;
         };
         let parent_goid = if layout.g_parent_goid == FIELD_ABSENT {
             0
         } else {
-            read_u64(g + layout.g_parent_goid).unwrap_or(0)
+            read_u64(ctx, g + layout.g_parent_goid).unwrap_or(0)
         };
         bump(counter::CREATED);
         // The probe runs on g0; systemstack keeps the frame-pointer chain to
@@ -192,10 +224,29 @@ mod programs {
             stack_id,
             ..Default::default()
         };
+        if gopc == 0 || startpc == 0 {
+            bump(counter::UNEXPECTED_LAYOUT);
+            if first_time(counter::UNEXPECTED_LAYOUT) {
+                warn!(
+                    ctx,
+                    "unexpected runtime.g layout: goroutine {} at {:x} has gopc {:x} and startpc {:x}",
+                    goid,
+                    g,
+                    gopc,
+                    startpc
+                );
+            }
+        }
         if GOROUTINES.insert(g, record, 0).is_err() {
             bump(counter::DROPPED_GOROUTINE_TABLE_FULL);
+            if first_time(counter::DROPPED_GOROUTINE_TABLE_FULL) {
+                warn!(
+                    ctx,
+                    "the goroutine table is full; goroutine {} is not tracked", goid
+                );
+            }
         }
-        count_at_site(SiteKey { gopc, startpc }, |c| &mut c.created);
+        count_at_site(ctx, SiteKey { gopc, startpc }, |c| &mut c.created);
     }
 
     /// At `runtime.gdestroy(gp)` (Go 1.22+) or `runtime.goexit0(gp)` (older):
@@ -214,15 +265,18 @@ mod programs {
                     startpc: record.startpc,
                 };
                 let _ = GOROUTINES.remove(g);
-                count_at_site(site, |c| &mut c.exited);
+                count_at_site(&ctx, site, |c| &mut c.exited);
             }
             None => {
                 // Created before the attach and not seeded (or its creation was dropped).
                 let layout = layout();
-                if let (Some(gopc), Some(startpc)) =
-                    (read_u64(g + layout.g_gopc), read_u64(g + layout.g_startpc))
-                {
-                    count_at_site(SiteKey { gopc, startpc }, |c| &mut c.exited_preexisting);
+                if let (Some(gopc), Some(startpc)) = (
+                    read_u64(&ctx, g + layout.g_gopc),
+                    read_u64(&ctx, g + layout.g_startpc),
+                ) {
+                    count_at_site(&ctx, SiteKey { gopc, startpc }, |c| {
+                        &mut c.exited_preexisting
+                    });
                 }
             }
         }
@@ -251,7 +305,7 @@ mod programs {
     pub fn process_exiting(ctx: ProbeContext) -> u32 {
         hit(hit::PROCESS_EXITING);
         // ABI0 assembly function: the code is on the stack above the return address.
-        let code = read_u64(regs(&ctx).rsp + 8).unwrap_or(0) as u32 as i32;
+        let code = read_u64(&ctx, regs(&ctx).rsp + 8).unwrap_or(0) as u32 as i32;
         notify_exit(code);
         0
     }
@@ -318,15 +372,18 @@ mod programs {
     fn creation_stack(ctx: &ProbeContext) -> i32 {
         match ctx.get_stackid(&STACKS, BPF_F_USER_STACK.into()) {
             Ok(id) => id as i32,
-            Err(_) => {
+            Err(e) => {
                 bump(counter::DROPPED_STACK);
+                if first_time(counter::DROPPED_STACK) {
+                    warn!(ctx, "a creation stack was not stored (error {})", e);
+                }
                 NO_STACK
             }
         }
     }
 
     #[inline(always)]
-    fn record_ticker(ticker: u64, period_ns: i64, stack_id: i32) {
+    fn record_ticker(ctx: &ProbeContext, ticker: u64, period_ns: i64, stack_id: i32) {
         let record = TickerRecord {
             period_ns,
             created_ns: unsafe { bpf_ktime_get_ns() },
@@ -335,6 +392,12 @@ mod programs {
         };
         if TICKERS.insert(ticker, record, 0).is_err() {
             bump(counter::DROPPED_TICKER_TABLE_FULL);
+            if first_time(counter::DROPPED_TICKER_TABLE_FULL) {
+                warn!(
+                    ctx,
+                    "the ticker table is full; ticker {:x} is not tracked", ticker
+                );
+            }
         }
     }
 
@@ -345,11 +408,12 @@ mod programs {
         hit(hit::TICKER_STARTED);
         let timer = regs(&ctx).rax;
         let timers = timers();
-        let Some(period) = read_u64(timer + timers.runtime_timer_period) else {
+        let Some(period) = read_u64(&ctx, timer + timers.runtime_timer_period) else {
             return 0;
         };
         if period as i64 > 0 {
             record_ticker(
+                &ctx,
                 timer - timers.ticker_from_timer,
                 period as i64,
                 creation_stack(&ctx),
@@ -373,6 +437,12 @@ mod programs {
             };
             if PENDING_TICKERS.insert(regs.r14, pending, 0).is_err() {
                 bump(counter::DROPPED_TICKER_TABLE_FULL);
+                if first_time(counter::DROPPED_TICKER_TABLE_FULL) {
+                    warn!(
+                        &ctx,
+                        "too many tickers are being created at once; one is not tracked"
+                    );
+                }
             }
         }
         0
@@ -386,7 +456,12 @@ mod programs {
         if let Some(pending) = unsafe { PENDING_TICKERS.get(regs.r14) } {
             let (period, stack_id) = (pending.period_ns, pending.stack_id);
             let _ = PENDING_TICKERS.remove(regs.r14);
-            record_ticker(regs.rax - timers().ticker_from_timer, period, stack_id);
+            record_ticker(
+                &ctx,
+                regs.rax - timers().ticker_from_timer,
+                period,
+                stack_id,
+            );
         }
         0
     }

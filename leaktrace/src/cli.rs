@@ -180,6 +180,12 @@ pub struct ProbeArgs {
     /// for programs that start goroutines at very high rates.
     #[arg(long)]
     pub no_stacks: bool,
+
+    /// Show the first occurrence of each rare event in the probes (a failed
+    /// read of the target's memory, a full table, a lost creation stack, an
+    /// unexpected runtime layout) on stderr, with its context.
+    #[arg(long)]
+    pub debug: bool,
 }
 
 /// A usage error as one line: clap's message without its usage block and

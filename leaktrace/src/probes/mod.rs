@@ -19,7 +19,8 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
-use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, TimerLayout, global};
+use aya_log::EbpfLogger;
+use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, LOG_LEVEL_DEBUG, LOG_LEVEL_OFF, TimerLayout, global};
 use leaktrace_gobinary::{GoBinary, disasm};
 
 pub use maps::{ExitNotices, Park, Seed, SiteCounts, StackId, TrackedGoroutine, TrackedTicker};
@@ -63,6 +64,8 @@ pub enum ProbeError {
     NoPid,
     #[error("reading an eBPF map")]
     ReadMap(#[source] Box<aya::maps::MapError>),
+    #[error("reading the probes' logs (--debug)")]
+    Logs(#[source] Box<aya_log::Error>),
 }
 
 /// Whether to freeze the target when it calls `runtime.exit`, so that its
@@ -80,10 +83,36 @@ pub struct Settings {
     pub at_exit: AtExit,
     /// Record goroutine creation stacks (about 1 µs per goroutine).
     pub creation_stacks: bool,
+    /// Log the first occurrence of each rare path (`--debug`).
+    pub debug: bool,
+}
+
+/// Set to `read` to make every read of a new goroutine fail in the probes,
+/// as the end-to-end test of `--debug` needs: a fault cannot be caused from
+/// outside otherwise. Never set in normal use.
+pub const FAULT_INJECTION_ENV: &str = "LEAKTRACE_FAULT_INJECTION";
+/// Where injected reads go: far above any user-space mapping.
+const UNMAPPED_OFFSET: u64 = 1 << 46;
+
+/// Writes the probes' log records (`--debug`) as leaktrace notes.
+struct DebugNotes;
+
+impl log::Log for DebugNotes {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        crate::render::note(format!("debug: probe: {}", record.args()));
+    }
+
+    fn flush(&self) {}
 }
 
 pub struct Probes {
     ebpf: Ebpf,
+    /// The probes' log records, with `--debug`.
+    logs: Option<EbpfLogger<DebugNotes>>,
     links: Vec<(&'static str, UProbeLinkId)>,
     /// Every point attached, and whether the kernel emulates its instruction.
     attached: Vec<(&'static str, bool)>,
@@ -94,8 +123,13 @@ impl Probes {
     /// Loads the programs, specialised for `binary`'s runtime layout.
     pub fn load(binary: &GoBinary, settings: Settings) -> Result<Self, ProbeError> {
         let g = &binary.g_layout;
+        let inject_read_fault = std::env::var(FAULT_INJECTION_ENV).is_ok_and(|v| v == "read");
         let layout = GoLayout {
-            g_goid: g.goid,
+            g_goid: if inject_read_fault {
+                UNMAPPED_OFFSET
+            } else {
+                g.goid
+            },
             g_gopc: g.gopc,
             g_startpc: g.startpc,
             g_parent_goid: g.parent_goid.unwrap_or(FIELD_ABSENT),
@@ -109,7 +143,13 @@ impl Probes {
             runtime_timer_period: PRE_GO123_RUNTIME_TIMER_PERIOD,
         };
         let stop_at_exit = u8::from(settings.at_exit == AtExit::Stop);
-        let ebpf = EbpfLoader::new()
+        let log_level = if settings.debug {
+            LOG_LEVEL_DEBUG
+        } else {
+            LOG_LEVEL_OFF
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global(global::LOG_LEVEL, &log_level, true)
             .override_global(global::LAYOUT, &layout, true)
             .override_global(global::STOP_AT_EXIT, &stop_at_exit, true)
             .override_global(global::TIMERS, &timers, true)
@@ -120,8 +160,17 @@ impl Probes {
             )
             .load(EBPF_OBJECT)
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
+        let logs = if settings.debug {
+            Some(
+                EbpfLogger::init_with_logger(&mut ebpf, DebugNotes)
+                    .map_err(|e| ProbeError::Logs(Box::new(e)))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             ebpf,
+            logs,
             links: Vec::new(),
             attached: Vec::new(),
             loaded: Vec::new(),
@@ -198,10 +247,18 @@ impl Probes {
         Ok(())
     }
 
+    /// Writes what the probes logged since the last call (`--debug`).
+    pub fn flush_logs(&mut self) {
+        if let Some(logs) = self.logs.as_mut() {
+            logs.flush();
+        }
+    }
+
     /// Removes every probe from the target. Each uprobe removal waits for an
     /// RCU grace period in the kernel (~0.1 s here), so they are removed
     /// concurrently rather than one after another as a plain drop would.
     pub fn detach(mut self) {
+        self.flush_logs();
         let mut links = Vec::new();
         for (program, id) in std::mem::take(&mut self.links) {
             let uprobe: Option<&mut UProbe> = self

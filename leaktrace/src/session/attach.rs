@@ -131,6 +131,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
             _ = interrupt.recv() => break false,
             _ = terminate.recv() => break false,
             _ = liveness.tick() => {
+                tracing.probes.flush_logs();
                 exit_code = exit_code.or_else(|| exit_notices.next_exit_code(pid));
                 if !process::is_alive(pid) { break true }
             }

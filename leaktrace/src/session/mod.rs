@@ -81,6 +81,7 @@ impl Tracing {
             Settings {
                 at_exit,
                 creation_stacks,
+                debug: probe_args.debug,
             },
         )?;
         let points: Vec<ProbePoint> = match observing {
