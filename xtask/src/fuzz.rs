@@ -8,7 +8,11 @@ use object::{Object as _, ObjectSection as _};
 
 use crate::{cmd, go, setup};
 
-pub const TARGETS: &[&str] = &["elf", "pclntab", "buildinfo", "dwarf"];
+pub const TARGETS: &[&str] = &["elf", "pclntab", "buildinfo", "dwarf", "memory"];
+/// Inputs of the memory decoders are small regions, not binaries.
+const MEMORY_MAX_LEN: usize = 65_536;
+/// Whole binaries and their sections.
+const BINARY_MAX_LEN: usize = 4_194_304;
 /// Releases whose binaries seed the corpus: both pclntab magics, and Go 1.26's header.
 const SEED_RELEASES: &[&str] = &["1.19", "1.23", "1.27"];
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -39,12 +43,17 @@ pub fn run_target(target: &str, seconds: u32) -> anyhow::Result<()> {
                 .arg(&corpus)
                 .arg("--")
                 .arg(format!("-max_total_time={seconds}"))
-                .args([
-                    "-timeout=10",
-                    "-rss_limit_mb=4096",
-                    "-max_len=4194304",
-                    "-print_final_stats=1",
-                ])
+                .args(["-timeout=10", "-rss_limit_mb=4096", "-print_final_stats=1"])
+                .arg(format!(
+                    "-max_len={}",
+                    if target == "memory" {
+                        MEMORY_MAX_LEN
+                    } else {
+                        BINARY_MAX_LEN
+                    }
+                ))
+                // The fuzz targets never load probes: no eBPF object to build.
+                .env("AYA_BUILD_SKIP", "1")
                 .current_dir(&root),
         )
         .with_context(|| {
@@ -68,8 +77,20 @@ fn install_cargo_fuzz() -> anyhow::Result<()> {
     ]))
 }
 
-/// Writes one input per target per seed release, from a real binary.
+/// Writes one input per target per seed release, from a real binary, and
+/// every committed regression input.
 fn seed_corpus(root: &Path) -> anyhow::Result<()> {
+    for target in TARGETS {
+        let dir = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&dir)?;
+        let Ok(regressions) = std::fs::read_dir(root.join("fuzz/regressions").join(target)) else {
+            continue;
+        };
+        for input in regressions.flatten() {
+            let name = format!("regression-{}", input.file_name().to_string_lossy());
+            std::fs::copy(input.path(), dir.join(name))?;
+        }
+    }
     for release in SEED_RELEASES {
         let binary_path = root.join("target/go").join(release).join("seeds");
         go::build(release, "./cmd/seeds", &binary_path)?;

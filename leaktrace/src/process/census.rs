@@ -188,9 +188,6 @@ impl Census {
         let first = self.first_ns.is_none();
         let first_ns = *self.first_ns.get_or_insert(now_ns);
         let now_ms = u32::try_from((now_ns - first_ns) / 1_000_000).unwrap_or(NOT_BLOCKED - 1);
-        if self.slots.len() < len.min(MAX_SLOTS) {
-            self.slots.resize(len.min(MAX_SLOTS), Slot::default());
-        }
 
         let span = self.layout.span();
         let mut result = CensusResult {
@@ -361,6 +358,11 @@ impl Census {
         let blocked = matches!(g.status, GStatus::Waiting | GStatus::Leaked);
         let fingerprint = fingerprint(g);
         let mut unchanged_since = None;
+        // Slots grow with the goroutines actually read, not with what a
+        // (possibly corrupt) `allgs` length claims.
+        if index >= self.slots.len() && index < MAX_SLOTS {
+            self.slots.resize(index + 1, Slot::default());
+        }
         match self.slots.get_mut(index) {
             Some(slot) if slot.goid == g.goid => {
                 if blocked

@@ -112,7 +112,12 @@ const MAX_SUDOGS: usize = 64;
 pub fn waiting_channels(mem: &dyn Memory, g: &Goroutine, layout: &GLayout) -> Vec<u64> {
     let mut channels = Vec::new();
     let mut sudog = g.waiting;
-    while sudog != 0 && channels.len() < MAX_SUDOGS {
+    // Bounded by steps, not by channels found: a chain of sudogs without a
+    // channel that loops (read while the runtime changes it) must end too.
+    for _ in 0..MAX_SUDOGS {
+        if sudog == 0 {
+            break;
+        }
         let field = |offset: u64| {
             sudog
                 .checked_add(offset)
@@ -444,6 +449,20 @@ mod tests {
         let mut g = parked(0, 0);
         g.waiting = 0xe000;
         assert_eq!(waiting_channels(&mem, &g, &l), vec![0xc1, 0xc2]);
+    }
+
+    #[test]
+    fn a_looping_chain_of_empty_sudogs_ends() {
+        // Found by the memory fuzz target: sudog.c is 0 and waitlink points
+        // back to itself.
+        let l = layout();
+        let mut raw = vec![0u8; (l.sudog_c.max(l.sudog_waitlink) + 8) as usize];
+        raw[l.sudog_waitlink as usize..][..8].copy_from_slice(&0xe000u64.to_le_bytes());
+        let mut mem = Regions::new();
+        mem.map(0xe000, raw);
+        let mut g = parked(0, 0);
+        g.waiting = 0xe000;
+        assert!(waiting_channels(&mem, &g, &l).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`Memory`].
 
 pub mod census;
+pub mod fuzz;
 pub mod goroutines;
 pub mod memory;
 pub mod tickers;
