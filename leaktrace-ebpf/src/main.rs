@@ -264,8 +264,14 @@ mod programs {
                     gopc: record.gopc,
                     startpc: record.startpc,
                 };
+                // Seeded from memory at the attach (created_ns 0): older than it.
+                let preexisting = record.created_ns == 0;
                 let _ = GOROUTINES.remove(g);
-                count_at_site(&ctx, site, |c| &mut c.exited);
+                if preexisting {
+                    count_at_site(&ctx, site, |c| &mut c.exited_preexisting);
+                } else {
+                    count_at_site(&ctx, site, |c| &mut c.exited);
+                }
             }
             None => {
                 // Created before the attach and not seeded (or its creation was dropped).

@@ -38,3 +38,18 @@ pub fn build(version: &str, package: &str, output: &std::path::Path) -> anyhow::
             .env("GOFLAGS", "-mod=mod"),
     )
 }
+
+/// The Go releases a `--go` option names: one of [`TOOLCHAINS`], or `all`.
+pub fn versions(choice: &str) -> anyhow::Result<Vec<&'static str>> {
+    let every = TOOLCHAINS.iter().map(|(version, _)| *version);
+    if choice == "all" {
+        return Ok(every.collect());
+    }
+    match every.clone().find(|version| *version == choice) {
+        Some(version) => Ok(vec![version]),
+        None => anyhow::bail!(
+            "--go {choice}: not one of {} or all",
+            every.collect::<Vec<_>>().join(", ")
+        ),
+    }
+}

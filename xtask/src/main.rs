@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | demo | test`.
+//! Project tasks: `cargo xtask setup | demo | test | bench | stress`.
 
 mod bench;
 mod cmd;
@@ -6,7 +6,9 @@ mod demo;
 mod fuzz;
 mod go;
 mod layouts;
+mod process;
 mod setup;
+mod stress;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +30,9 @@ enum Task {
     GenLayouts,
     /// Measure what tracing costs: per goroutine, and in realistic workloads.
     Bench(bench::Options),
+    /// Stress leaktrace with every Go release: a million goroutines, stack
+    /// growth, GC, parks, forks, killed targets and tracers, two tracers at once.
+    Stress(stress::Options),
     /// Fuzz every parser for a bounded time, seeded with real Go binaries.
     Fuzz {
         /// Seconds per fuzz target.
@@ -49,6 +54,7 @@ fn main() {
         Task::GenLayouts => layouts::generate(),
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Bench(options) => bench::run(options),
+        Task::Stress(options) => stress::run(options),
         Task::Test { cargo_test_args } => test::run(&cargo_test_args),
     };
     if let Err(e) = result {

@@ -228,18 +228,22 @@ pub fn read_all(
     Ok((goroutines, dropped))
 }
 
-/// Reads the goroutines at these `runtime.g` addresses, skipping dead ones
-/// and any that cannot be read.
+/// Reads the goroutines at these `runtime.g` addresses, skipping dead ones;
+/// and how many could not be read.
 pub fn read_each(
     mem: &dyn Memory,
     addresses: impl IntoIterator<Item = u64>,
     layout: &GLayout,
-) -> Vec<Goroutine> {
+) -> (Vec<Goroutine>, u64) {
     let addresses: Vec<u64> = addresses.into_iter().collect();
-    addresses
-        .chunks(BATCH)
-        .flat_map(|chunk| read_batch(mem, chunk, layout).0)
-        .collect()
+    let mut goroutines = Vec::new();
+    let mut unreadable = 0;
+    for chunk in addresses.chunks(BATCH) {
+        let (batch, failed) = read_batch(mem, chunk, layout);
+        goroutines.extend(batch);
+        unreadable += failed;
+    }
+    (goroutines, unreadable)
 }
 
 /// The live goroutines among up to [`BATCH`] `runtime.g`s, read at once, and

@@ -185,8 +185,11 @@ impl Process {
         binary: &GoBinary,
         addresses: impl IntoIterator<Item = u64>,
     ) -> Snapshot {
-        let goroutines = goroutines::read_each(&self.memory, addresses, &binary.g_layout);
-        Snapshot::read(&self.memory, goroutines, &binary.g_layout)
+        let (goroutines, unreadable) =
+            goroutines::read_each(&self.memory, addresses, &binary.g_layout);
+        let mut snapshot = Snapshot::read(&self.memory, goroutines, &binary.g_layout);
+        snapshot.dropped = unreadable;
+        snapshot
     }
 
     /// What memory says about these tickers (`running`: those not stopped).

@@ -177,7 +177,20 @@ async fn snapshot_at_exit(pid: u32, process: Option<&Process>, tracing: &Tracing
                 one_line(e)
             ))
         })
-        .ok();
+        .ok()
+        // Killed while being read (SIGKILL, or its memory gone): part of a
+        // snapshot would look complete and be wrong; the probes' counts stand.
+        .filter(|snapshot| {
+            let whole = snapshot.dropped == 0;
+            if !whole {
+                render::note(format!(
+                    "the command ended while its goroutines were read ({} could not be read); \
+                     live counts come from the probes alone",
+                    snapshot.dropped
+                ));
+            }
+            whole
+        });
     let tickers = match tracing.probes.tickers() {
         Ok(tickers) => {
             let running = tickers

@@ -13,11 +13,9 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::{
-    Bench, CONFIGS, Config, build_go, median,
-    process::{Guard, Tracer},
-    table_header,
-};
+use crate::process::{Guard, Tracer};
+
+use super::{Bench, CONFIGS, Config, build_go, median, table_header};
 use crate::cmd;
 
 /// The per-request timeout of `http-timeout`.

@@ -14,11 +14,9 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::{
-    Bench, CONFIGS, Config, build_go, median,
-    process::{Guard, Tracer},
-    table_header,
-};
+use crate::process::{Guard, Tracer};
+
+use super::{Bench, CONFIGS, Config, build_go, median, table_header};
 use crate::cmd;
 
 /// Goroutines at the main site unless `--goroutines` says otherwise.

@@ -27,12 +27,10 @@
 mod http;
 mod million;
 mod pingpong;
-mod process;
 mod spawn;
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::{Args, ValueEnum};
 
 use crate::{cmd, go, setup};
@@ -114,8 +112,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     anyhow::ensure!(options.runs > 0, "--runs must be at least 1");
     anyhow::ensure!(options.seconds > 0, "--seconds must be at least 1");
     let scenarios = options.scenario.selected();
-    let versions = go_versions(options.go.as_deref().unwrap_or(go::NEWEST))?;
-    let spawn_versions = go_versions(options.go.as_deref().unwrap_or("all"))?;
+    let versions = go::versions(options.go.as_deref().unwrap_or(go::NEWEST))?;
+    let spawn_versions = go::versions(options.go.as_deref().unwrap_or("all"))?;
 
     setup::ebpf_toolchain()?;
     setup::go_toolchains(if scenarios.contains(&Scenario::Spawn) {
@@ -153,21 +151,6 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         println!();
     }
     Ok(())
-}
-
-/// The Go releases `--go` names: one of [`go::TOOLCHAINS`], or `all`.
-fn go_versions(choice: &str) -> anyhow::Result<Vec<&'static str>> {
-    let every = go::TOOLCHAINS.iter().map(|(version, _)| *version);
-    if choice == "all" {
-        return Ok(every.collect());
-    }
-    match every.clone().find(|version| *version == choice) {
-        Some(version) => Ok(vec![version]),
-        None => bail!(
-            "--go {choice}: not one of {} or all",
-            every.collect::<Vec<_>>().join(", ")
-        ),
-    }
 }
 
 /// Builds tests/go/cmd/`name` with Go `version` into target/go/`version`/`name`.

@@ -11,11 +11,9 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::{
-    Bench, CONFIGS, Config, build_go, median,
-    process::{Guard, Lines, Tracer},
-    table_header,
-};
+use crate::process::{Guard, Lines, Tracer};
+
+use super::{Bench, CONFIGS, Config, build_go, median, table_header};
 
 /// How often pingpong reports, per second.
 const WINDOWS_PER_SECOND: u32 = 2;

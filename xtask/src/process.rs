@@ -1,5 +1,6 @@
-//! The processes a bench starts: killed and reaped on every path, waited for
-//! with a deadline, their output read line by line with timeouts.
+//! The processes `cargo xtask bench` and `stress` start: killed and reaped
+//! on every path (children first), waited for with a deadline, their output
+//! read line by line with timeouts; and `leaktrace -p` sessions.
 
 use std::{
     io::{self, BufRead as _, BufReader, Read},
@@ -138,12 +139,44 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    /// Kills the child's own children first (the target of `leaktrace run`,
+    /// which may be stopped by leaktrace's exit probe), then the child.
     fn drop(&mut self) {
         if !self.reaped {
+            for pid in children(self.pid()) {
+                let _ = signal_pid(pid, libc::SIGKILL);
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
     }
+}
+
+/// The children of `pid`, from /proc/PID/task/*/children.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal_pid(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The lines a child writes to a pipe, read on a thread so that waiting for
