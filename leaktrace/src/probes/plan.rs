@@ -42,15 +42,16 @@ pub enum PlacementError {
     NoReturn,
 }
 
-/// Every probe for this binary.
+/// Every probe for this binary, in the order to attach them: the creation
+/// probes last. Attached to a running process one by one, a creation probe
+/// that came first would count goroutines whose exits no probe sees yet;
+/// this way a goroutine whose creation was not seen is simply older than
+/// the attach.
 pub fn probe_points(
     binary: &GoBinary,
     placement: Placement,
 ) -> Result<Vec<ProbePoint>, PlacementError> {
-    let mut points = match placement {
-        Placement::Emulated => creation_points(binary)?,
-        Placement::Naive => return_points(binary)?,
-    };
+    let mut points = Vec::new();
     let destroy_fn = if binary.function("runtime.gdestroy").is_some() {
         "runtime.gdestroy"
     } else {
@@ -69,6 +70,10 @@ pub fn probe_points(
     }
     points.extend(ticker_points(binary, placement)?);
     points.extend(exit_points(binary)?);
+    points.extend(match placement {
+        Placement::Emulated => creation_points(binary)?,
+        Placement::Naive => return_points(binary)?,
+    });
     Ok(points)
 }
 
@@ -154,24 +159,9 @@ fn ticker_points(
         function: function.to_string(),
         offset,
     };
+    // Stops and resets first, then the returns of newTimer, its entry last:
+    // the same reason as in probe_points.
     let mut points = Vec::new();
-    if let Some(new_timer) = binary.function(NEW_TIMER) {
-        points.push(point(
-            program::TICKER_CREATING,
-            NEW_TIMER,
-            entry_offset(binary, NEW_TIMER, new_timer, placement)?,
-        ));
-        let code = code(binary, NEW_TIMER, new_timer)?;
-        for offset in disasm::return_offsets(code, new_timer.address) {
-            points.push(point(program::TICKER_CREATED, NEW_TIMER, offset));
-        }
-    } else if let Some(start) = binary.function("time.startTimer") {
-        points.push(point(
-            program::TICKER_STARTED,
-            "time.startTimer",
-            entry_offset(binary, "time.startTimer", start, placement)?,
-        ));
-    }
     if let Some(stop) = binary.function("time.stopTimer") {
         points.push(point(
             program::TICKER_STOPPED,
@@ -187,6 +177,23 @@ fn ticker_points(
             program::TICKER_RESET,
             name,
             entry_offset(binary, name, reset, placement)?,
+        ));
+    }
+    if let Some(new_timer) = binary.function(NEW_TIMER) {
+        let code = code(binary, NEW_TIMER, new_timer)?;
+        for offset in disasm::return_offsets(code, new_timer.address) {
+            points.push(point(program::TICKER_CREATED, NEW_TIMER, offset));
+        }
+        points.push(point(
+            program::TICKER_CREATING,
+            NEW_TIMER,
+            entry_offset(binary, NEW_TIMER, new_timer, placement)?,
+        ));
+    } else if let Some(start) = binary.function("time.startTimer") {
+        points.push(point(
+            program::TICKER_STARTED,
+            "time.startTimer",
+            entry_offset(binary, "time.startTimer", start, placement)?,
         ));
     }
     Ok(points)

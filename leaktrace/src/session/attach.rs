@@ -212,6 +212,8 @@ struct Watch {
     /// Sampled mode: whether to probe suspect sites for creation stacks
     /// (not with `--no-stacks`).
     probe_sites: bool,
+    /// Exact mode: the site counters when the goroutines were read.
+    zero: SiteCounts,
     censuses: u64,
 }
 
@@ -230,7 +232,12 @@ struct WatchEnd {
 impl Watch {
     /// Exact mode: the goroutines that exist are read and added to the
     /// probes' table; from then on the probes count every event.
+    ///
+    /// The probes were attached one by one, each while the target ran: what
+    /// they counted before the goroutines are read is in the baseline, not
+    /// in the window, so the counters are read just before and taken as zero.
     fn exact(tracing: &mut Tracing, process: &Process) -> Result<Self, Error> {
+        let zero = tracing.probes.site_counts()?;
         let baseline = seed_existing_goroutines(&mut tracing.probes, process, &tracing.binary)?;
         let mut watch = Self {
             timeline: Timeline::new(baseline),
@@ -238,13 +245,29 @@ impl Watch {
             probed_sites: HashSet::new(),
             probe_sites: false,
             censuses: 0,
+            zero,
         };
+        let sites = watch.since_zero(tracing.probes.site_counts()?);
         watch.timeline.push(Sample {
             elapsed_ns: 0,
             events: tracing.probes.event_counts()?,
-            sites: tracing.probes.site_counts()?,
+            sites,
         });
         Ok(watch)
+    }
+
+    /// Exact mode: the site counters since the goroutines were read.
+    fn since_zero(&self, mut counts: SiteCounts) -> SiteCounts {
+        for (site, counters) in &mut counts {
+            if let Some(zero) = self.zero.get(site) {
+                counters.created = counters.created.saturating_sub(zero.created);
+                counters.exited = counters.exited.saturating_sub(zero.exited);
+                counters.exited_preexisting = counters
+                    .exited_preexisting
+                    .saturating_sub(zero.exited_preexisting);
+            }
+        }
+        counts
     }
 
     /// Sampled mode: a first census is the baseline; a second one, shortly
@@ -265,6 +288,7 @@ impl Watch {
             probed_sites: HashSet::new(),
             probe_sites: tracing.creation_stacks,
             censuses: 1,
+            zero: SiteCounts::new(),
         };
         let first_sample = census_sample(&first, &tracing.probes, started)?;
         watch.timeline.push(first_sample);
@@ -304,10 +328,11 @@ impl Watch {
         started: Instant,
     ) -> Result<bool, Error> {
         let Some((census, last)) = self.census.as_mut() else {
+            let sites = self.since_zero(probes.site_counts()?);
             self.timeline.push(Sample {
                 elapsed_ns: elapsed_ns(started),
                 events: probes.event_counts()?,
-                sites: probes.site_counts()?,
+                sites,
             });
             return Ok(true);
         };
@@ -353,7 +378,15 @@ impl Watch {
         target_exited: bool,
     ) -> Result<WatchEnd, Error> {
         let Some((census, last)) = self.census.as_mut() else {
-            return exact_end(&mut self.timeline, tracing, process, started, target_exited);
+            let sites = self.since_zero(tracing.probes.site_counts()?);
+            return exact_end(
+                &mut self.timeline,
+                sites,
+                tracing,
+                process,
+                started,
+                target_exited,
+            );
         };
         // Tickers from the timer heaps first, so that the last census can
         // tell which goroutines wait on their channels.
@@ -402,6 +435,7 @@ impl Watch {
 /// (and the tickers the probes saw) read from memory.
 fn exact_end(
     timeline: &mut Timeline,
+    sites: SiteCounts,
     tracing: &mut Tracing,
     process: &Process,
     started: Instant,
@@ -411,7 +445,7 @@ fn exact_end(
     let last = Sample {
         elapsed_ns: elapsed_ns(started),
         events: tracing.probes.event_counts()?,
-        sites: tracing.probes.site_counts()?,
+        sites,
     };
     let (sites, events) = (last.sites.clone(), last.events);
     timeline.push(last);
