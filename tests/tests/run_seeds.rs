@@ -278,6 +278,9 @@ fn sigterm_is_forwarded_and_the_goroutines_are_read_as_it_dies() {
             .read_line(&mut ready)
             .unwrap();
         assert_eq!(ready.trim(), "ready", "go{version}");
+        // Let the leaked goroutines reach their receive, so that their state
+        // at the end is known.
+        std::thread::sleep(std::time::Duration::from_millis(200));
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(tracer.id() as i32, libc::SIGTERM) };
         let output = tracer.wait_with_output().unwrap();

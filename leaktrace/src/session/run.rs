@@ -66,13 +66,14 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     // until the AsyncFd is dropped.
     let mut notices = unsafe { AsyncFd::register(tracing.probes.take_exit_notices()?) }
         .map_err(|e| Error::io("watching the exit probe", e.into_parts().1))?;
-    let started = Instant::now();
-    let mut child = held.release()?;
-
+    // Handle Ctrl-C and SIGTERM before the command runs: one that came in
+    // between would kill leaktrace and leave the command orphaned.
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|source| Error::io("handling SIGINT", source))?;
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|source| Error::io("handling SIGTERM", source))?;
+    let started = Instant::now();
+    let mut child = held.release()?;
     let mut exec_poll = tokio::time::interval(EXEC_POLL);
     // The Go program's image, once the trampoline has exec'd it.
     let mut process: Option<Process> = None;
