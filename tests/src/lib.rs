@@ -364,6 +364,23 @@ pub fn text_is_pristine(pid: u32) -> bool {
 }
 
 /// The function names of one creation stack in a JSON report.
+/// The report's goroutine site whose `go` statement carries the marker
+/// `// site:NAME` in `file` (relative to tests/go); panics if there is none.
+pub fn site_at<'a>(report: &'a Value, file: &str, marker: &str) -> &'a Value {
+    let line = u64::from(marker_line(file, marker));
+    report["goroutines"]
+        .as_array()
+        .expect("goroutines")
+        .iter()
+        .find(|s| {
+            s["created_at"]["line"] == line
+                && s["created_at"]["file"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with(file))
+        })
+        .unwrap_or_else(|| panic!("no site {marker} in {report:#}"))
+}
+
 pub fn stack_functions(stack: &Value) -> Vec<String> {
     stack["frames"]
         .as_array()

@@ -157,16 +157,7 @@ fn finish(mut tracer: Tracer, report: &Path) -> (Value, String) {
 }
 
 fn site<'a>(report: &'a Value, marker: &str) -> &'a Value {
-    let line = u64::from(marker_line(SERVICE, marker));
-    report["goroutines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["created_at"]["line"] == line
-                && s["created_at"]["file"].as_str().unwrap().ends_with(SERVICE)
-        })
-        .unwrap_or_else(|| panic!("no site {marker} in {report:#}"))
+    leaktrace_e2e::site_at(report, SERVICE, marker)
 }
 
 /// How `leaktrace -p` observes.

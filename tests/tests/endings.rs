@@ -8,33 +8,17 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use leaktrace_e2e::{
-    build, go, go_versions, leaktrace, leaktrace_bin, marker_line, privileged, report_path,
-};
+use leaktrace_e2e::{build, go, go_versions, leaktrace, leaktrace_bin, privileged, report_path};
 use serde_json::Value;
 
 const ENDINGS: &str = "cmd/endings/main.go";
-
-/// The report's site for `marker` in `file`.
-fn site<'a>(report: &'a Value, file: &str, marker: &str) -> &'a Value {
-    let line = u64::from(marker_line(file, marker));
-    report["goroutines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["created_at"]["line"] == line
-                && s["created_at"]["file"].as_str().unwrap().ends_with(file)
-        })
-        .unwrap_or_else(|| panic!("no site {marker} in {report:#}"))
-}
 
 /// Checks that the report was read from memory at the end, with `live`
 /// goroutines blocked at the leaking site, and the program's status.
 fn check(report: &Value, file: &str, marker: &str, live: u64, status: i32, ctx: &str) {
     assert_eq!(report["snapshot"], true, "{ctx}: {report:#}");
     assert_eq!(report["exit_code"], status, "{ctx}");
-    let leak = site(report, file, marker);
+    let leak = leaktrace_e2e::site_at(report, file, marker);
     assert_eq!(leak["live"], live, "{ctx}: {leak:#}");
     assert_eq!(
         leak["states"],

@@ -263,7 +263,7 @@ pub struct Tracer {
 
 /// What leaktrace prints on stderr once its probes are attached and the
 /// target's existing goroutines are read.
-const TRACING: &str = "leaktrace: tracing pid";
+pub const TRACING: &str = "leaktrace: tracing pid";
 /// How long attaching (reading up to a million goroutines) may take.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long leaktrace may take to report and exit.

@@ -3,7 +3,7 @@
 
 use std::{
     path::Path,
-    process::{Command, ExitStatus, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -15,7 +15,7 @@ use super::{
     RELEASE_TIMEOUT, Stress,
     checks::{await_pristine, text_is_pristine},
 };
-use crate::process::{Guard, Lines, signal_pid};
+use crate::process::{Guard, Lines, TRACING, Tracer, signal_pid};
 
 /// How long a `leaktrace run` workload may take in all.
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
@@ -25,8 +25,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long leaktrace may take to report and exit once asked to.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
-/// What `leaktrace -p` prints on stderr once it is tracing.
-const TRACING: &str = "leaktrace: tracing pid";
 
 pub fn spawn(stress: &Stress) -> anyhow::Result<String> {
     exact_run(stress, "spawn", 1_000_000, "main.spawnWorker", &[])
@@ -120,7 +118,7 @@ pub fn fork(stress: &Stress) -> anyhow::Result<String> {
         .context("the target does not fork")?;
     let mut figures = Vec::new();
     for flags in [&[][..], &["--exact"]] {
-        let tracer = Tracer::attach(stress, target.pid(), flags)?;
+        let tracer = Tracer::attach(&stress.leaktrace, target.pid(), flags)?;
         let base = stdout
             .drain()
             .iter()
@@ -205,7 +203,11 @@ pub fn two(stress: &Stress) -> anyhow::Result<String> {
         let report_arg = report.to_string_lossy().into_owned();
         args.push(&report_arg);
         args.extend_from_slice(flags);
-        tracers.push((Tracer::attach(stress, target.pid(), &args)?, report, *flags));
+        tracers.push((
+            Tracer::attach(&stress.leaktrace, target.pid(), &args)?,
+            report,
+            *flags,
+        ));
     }
     target.signal(libc::SIGUSR1)?;
     let expected = 2 * BEFORE;
@@ -357,46 +359,5 @@ impl Site {
             exited: sum("exited"),
             verdict: verdicts.join("+"),
         })
-    }
-}
-
-/// A `leaktrace -p PID` that is tracing.
-struct Tracer {
-    process: Guard,
-    stderr: Lines,
-}
-
-impl Tracer {
-    /// Starts `leaktrace -p pid args...` and waits until it is tracing.
-    fn attach(stress: &Stress, pid: u32, args: &[&str]) -> anyhow::Result<Self> {
-        let mut process = Guard::spawn(
-            Command::new(&stress.leaktrace)
-                .arg("-p")
-                .arg(pid.to_string())
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        )?;
-        let stderr = process.stderr()?;
-        stderr
-            .find_map(ATTACH_TIMEOUT, |line| {
-                line.starts_with(TRACING).then_some(())
-            })
-            .with_context(|| format!("leaktrace -p {pid} {} did not attach", args.join(" ")))?;
-        Ok(Self { process, stderr })
-    }
-
-    /// Stops leaktrace as Ctrl-C would; fails unless it exits with status 0
-    /// in time.
-    fn detach(mut self) -> anyhow::Result<ExitStatus> {
-        self.process.signal(libc::SIGINT)?;
-        let status = self.process.wait(EXIT_TIMEOUT)?.status;
-        if !status.success() {
-            bail!(
-                "leaktrace failed ({status}): {}",
-                self.stderr.drain().join(" / ")
-            );
-        }
-        Ok(status)
     }
 }
