@@ -136,6 +136,10 @@ pub struct GoLayout {
     pub g_startpc: u64,
     /// `runtime.g.parentGoid` exists from Go 1.21 on; [`FIELD_ABSENT`] before.
     pub g_parent_goid: u64,
+    /// `runtime.g.m` and `runtime.m.curg`: the creating goroutine, from the
+    /// `g0` (R14) a creation probe runs on.
+    pub g_m: u64,
+    pub m_curg: u64,
 }
 
 /// How tickers look in the target's Go release, set as a global before load.
@@ -207,6 +211,12 @@ pub struct GoroutineRecord {
     pub _pad: [u8; 3],
     /// The creation stack in the `STACKS` map; [`NO_STACK`] if none.
     pub stack_id: i32,
+    /// The creation stack of the goroutine whose `go` statement created this
+    /// one, if the table had it: the caller's code behind a goroutine the
+    /// standard library started from a goroutine of its own (net/http's
+    /// connection goroutines come from `dialConnFor`'s).
+    pub creator_stack_id: i32,
+    pub _pad2: u32,
 }
 
 /// [`GoroutineRecord::stack_id`] when no creation stack was recorded.

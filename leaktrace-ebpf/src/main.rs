@@ -39,6 +39,8 @@ mod programs {
         g_gopc: 0,
         g_startpc: 0,
         g_parent_goid: FIELD_ABSENT,
+        g_m: 0,
+        m_curg: 0,
     };
 
     /// Set by userspace before load.
@@ -202,8 +204,12 @@ mod programs {
         ) else {
             return;
         };
+        let creator = creator(ctx, &layout);
         let parent_goid = if layout.g_parent_goid == FIELD_ABSENT {
-            0
+            // Before Go 1.21 the runtime does not record it: ask the creator.
+            creator
+                .and_then(|c| read_u64(ctx, c + layout.g_goid))
+                .unwrap_or(0)
         } else {
             read_u64(ctx, g + layout.g_parent_goid).unwrap_or(0)
         };
@@ -215,6 +221,10 @@ mod programs {
         } else {
             NO_STACK
         };
+        let creator_stack_id = match creator.filter(|_| stack_id != NO_STACK) {
+            Some(creator) => unsafe { GOROUTINES.get(creator) }.map_or(NO_STACK, |r| r.stack_id),
+            None => NO_STACK,
+        };
         let record = GoroutineRecord {
             goid,
             parent_goid,
@@ -222,6 +232,7 @@ mod programs {
             startpc,
             created_ns: unsafe { bpf_ktime_get_ns() },
             stack_id,
+            creator_stack_id,
             ..Default::default()
         };
         if gopc == 0 || startpc == 0 {
@@ -247,6 +258,15 @@ mod programs {
             }
         }
         count_at_site(ctx, SiteKey { gopc, startpc }, |c| &mut c.created);
+    }
+
+    /// The goroutine running the `go` statement: R14 is the `g` the probe
+    /// runs on (`g0`), whose `m.curg` it is. None before the scheduler runs
+    /// one (the main goroutine is created from `rt0_go`).
+    #[inline(always)]
+    fn creator(ctx: &ProbeContext, layout: &GoLayout) -> Option<u64> {
+        let m = read_u64(ctx, regs(ctx).r14 + layout.g_m).filter(|&m| m != 0)?;
+        read_u64(ctx, m + layout.m_curg).filter(|&g| g != 0)
     }
 
     /// At `runtime.gdestroy(gp)` (Go 1.22+) or `runtime.goexit0(gp)` (older):

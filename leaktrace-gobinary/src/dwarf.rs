@@ -58,6 +58,7 @@ pub fn read_g_layout_from<'a>(
                 .copied()
                 .ok_or(DwarfError::NoRuntimeG(name))?)
     };
+    let m = struct_members(&dwarf, "runtime.m")?.ok_or(DwarfError::NoRuntimeG("runtime.m"))?;
     let field = |name: &'static str| {
         fields
             .get(name)
@@ -79,6 +80,11 @@ pub fn read_g_layout_from<'a>(
         waiting: field("waiting")?,
         sudog_c: sudog_field("c")?,
         sudog_waitlink: sudog_field("waitlink")?,
+        m: field("m")?,
+        m_curg: m
+            .get("curg")
+            .copied()
+            .ok_or(DwarfError::NoRuntimeG("curg"))?,
     })
 }
 
@@ -124,6 +130,21 @@ pub fn read_timer_layout_from<'a>(
         timer_state: in_timer("state").or_else(|_| in_timer("status"))?,
         timer_in_ticker,
     })
+}
+
+/// The offset of `gofunc` (`go:func.*`) in `runtime.moduledata`.
+pub fn read_moduledata_gofunc(file: &object::File<'_>) -> Result<u64, DwarfError> {
+    if section_data(file, ".debug_info").is_none() {
+        return Err(DwarfError::Missing);
+    }
+    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        Ok(section_data(file, id.name()).unwrap_or(Cow::Borrowed(&[])))
+    };
+    let sections = gimli::DwarfSections::load(load).map_err(DwarfError::Malformed)?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, LittleEndian));
+    struct_members(&dwarf, "runtime.moduledata")?
+        .and_then(|m| m.get("gofunc").copied())
+        .ok_or(DwarfError::NoRuntimeG("runtime.moduledata.gofunc"))
 }
 
 type Dwarf<'a> = gimli::Dwarf<EndianSlice<'a, LittleEndian>>;

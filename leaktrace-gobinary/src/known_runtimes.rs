@@ -25,6 +25,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 328,
             sudog_c: 80,
             sudog_waitlink: 64,
+            m: 48,
+            m_curg: 192,
         },
         timers: TimerHeapLayout {
             p_timers: 8840,
@@ -35,6 +37,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 64,
             timer_in_ticker: 8,
         },
+        moduledata_gofunc: 304,
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -82,6 +85,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 312,
             sudog_c: 80,
             sudog_waitlink: 64,
+            m: 48,
+            m_curg: 192,
         },
         timers: TimerHeapLayout {
             p_timers: 8840,
@@ -92,6 +97,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 64,
             timer_in_ticker: 8,
         },
+        moduledata_gofunc: 320,
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -144,6 +150,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 312,
             sudog_c: 80,
             sudog_waitlink: 64,
+            m: 48,
+            m_curg: 192,
         },
         timers: TimerHeapLayout {
             p_timers: 8872,
@@ -154,6 +162,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 64,
             timer_in_ticker: 8,
         },
+        moduledata_gofunc: 320,
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -211,6 +220,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 320,
             sudog_c: 80,
             sudog_waitlink: 64,
+            m: 48,
+            m_curg: 192,
         },
         timers: TimerHeapLayout {
             p_timers: 8840,
@@ -221,6 +232,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 9,
             timer_in_ticker: 16,
         },
+        moduledata_gofunc: 320,
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -279,6 +291,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 320,
             sudog_c: 80,
             sudog_waitlink: 64,
+            m: 48,
+            m_curg: 192,
         },
         timers: TimerHeapLayout {
             p_timers: 8840,
@@ -289,6 +303,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 9,
             timer_in_ticker: 16,
         },
+        moduledata_gofunc: 320,
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -353,6 +368,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 312,
             sudog_c: 80,
             sudog_waitlink: 64,
+            m: 48,
+            m_curg: 184,
         },
         timers: TimerHeapLayout {
             p_timers: 9392,
@@ -363,6 +380,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 9,
             timer_in_ticker: 16,
         },
+        moduledata_gofunc: 320,
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -430,6 +448,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 320,
             sudog_c: 88,
             sudog_waitlink: 72,
+            m: 48,
+            m_curg: 184,
         },
         timers: TimerHeapLayout {
             p_timers: 13672,
@@ -440,6 +460,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 9,
             timer_in_ticker: 16,
         },
+        moduledata_gofunc: 320,
         wait_reasons: &[
             "",
             "GC assist marking",
@@ -507,6 +528,8 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             waiting: 320,
             sudog_c: 88,
             sudog_waitlink: 72,
+            m: 48,
+            m_curg: 184,
         },
         timers: TimerHeapLayout {
             p_timers: 13672,
@@ -517,6 +540,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
             timer_state: 9,
             timer_in_ticker: 16,
         },
+        moduledata_gofunc: 344,
         wait_reasons: &[
             "",
             "GC assist marking",

@@ -121,10 +121,13 @@ pub struct GoBinary {
     pub warnings: Vec<String>,
     /// `runtime.waitReasonStrings`, indexed by the `waitReason` enum.
     pub wait_reasons: Vec<String>,
+    /// Offset of `gofunc` in `runtime.moduledata`: from DWARF, or the table.
+    pub moduledata_gofunc: Option<u64>,
     elf: ElfImage,
     pclntab: Pclntab,
     pointer_globals: Vec<(u64, u64)>,
-    /// `go:func.*`, the base of funcdata such as inline trees; unknown when stripped.
+    /// `go:func.*`, the base of funcdata such as inline trees: from the
+    /// symbol table, or from `runtime.firstmoduledata` found in the data.
     gofunc: Option<u64>,
     /// `$GOROOT/src/` as recorded in file names; empty with `-trimpath`.
     goroot_src: String,
@@ -209,6 +212,14 @@ impl GoBinary {
                 build.version_text
             ));
         }
+        let moduledata_gofunc = dwarf::read_moduledata_gofunc(&file)
+            .ok()
+            .or_else(|| known.map(|(k, _)| k.moduledata_gofunc));
+        let gofunc = ["go:func.*", "go.func.*"]
+            .iter()
+            .find_map(|name| elf.symbol(name))
+            .map(|s| s.address)
+            .or_else(|| locate::gofunc(&file, &elf, &data, moduledata_gofunc?));
         let pointer_globals = [".data", ".bss"]
             .iter()
             .filter_map(|name| file.section_by_name(name))
@@ -228,17 +239,14 @@ impl GoBinary {
             timer_layout,
             warnings,
             wait_reasons: Vec::new(),
+            moduledata_gofunc,
             elf,
             pclntab,
             pointer_globals,
-            gofunc: None,
+            gofunc,
             goroot_src,
             data,
         };
-        binary.gofunc = ["go:func.*", "go.func.*"]
-            .iter()
-            .find_map(|name| binary.elf.symbol(name))
-            .map(|s| s.address);
         binary.wait_reasons = match binary.read_wait_reasons() {
             Some(reasons) => reasons,
             None => known
@@ -246,6 +254,12 @@ impl GoBinary {
                 .unwrap_or_default(),
         };
         Ok(binary)
+    }
+
+    /// The base of funcdata such as inline trees (`go:func.*`), if found:
+    /// without it, inlined calls are not told apart from their callers.
+    pub fn gofunc(&self) -> Option<u64> {
+        self.gofunc
     }
 
     /// A function's address and size, from the symbol table or the pclntab.

@@ -115,6 +115,42 @@ pub fn text_start(table: &Pclntab, elf: &ElfImage, data: &[u8], text_section: u6
     })
 }
 
+/// `go:func.*` in a binary without a symbol table: the `gofunc` field of
+/// `runtime.firstmoduledata`, the one structure in the data whose first word
+/// points at the pclntab and whose `gofunc` is mapped.
+pub fn gofunc(
+    file: &object::File<'_>,
+    elf: &ElfImage,
+    data: &[u8],
+    gofunc_offset: u64,
+) -> Option<u64> {
+    let pclntab = [".gopclntab", ".data.rel.ro.gopclntab"]
+        .iter()
+        .find_map(|name| file.section_by_name(name))
+        .map(|s| s.address())
+        .or_else(|| elf.symbol("runtime.pclntab").map(|s| s.address))?;
+    let word = |at: u64| -> Option<u64> {
+        let at = usize::try_from(elf.file_offset(at)?).ok()?;
+        Some(u64::from_le_bytes(
+            data.get(at..at.checked_add(8)?)?.try_into().ok()?,
+        ))
+    };
+    // Go 1.26+ gives it a section of its own.
+    let mut found = [".go.module", ".noptrdata", ".data", ".data.rel.ro"]
+        .iter()
+        .filter_map(|name| file.section_by_name(name))
+        .flat_map(|section| {
+            let (start, size) = (section.address(), section.size());
+            (start..start.saturating_add(size)).step_by(8)
+        })
+        .filter(|&at| word(at) == Some(pclntab))
+        .filter_map(|moduledata| word(moduledata.checked_add(gofunc_offset)?))
+        .filter(|&gofunc| elf.file_offset(gofunc).is_some());
+    let gofunc = found.next()?;
+    // Two candidates that disagree: do not guess.
+    found.all(|other| other == gofunc).then_some(gofunc)
+}
+
 fn find_all<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = u64> + 'a {
     haystack
         .windows(needle.len())

@@ -28,6 +28,10 @@ pub struct GLayout {
     pub waiting: u64,
     pub sudog_c: u64,
     pub sudog_waitlink: u64,
+    /// `g.m` and `m.curg`: from the `g0` a creation probe runs on, the
+    /// goroutine whose `go` statement it is.
+    pub m: u64,
+    pub m_curg: u64,
 }
 
 impl GLayout {
@@ -101,5 +105,8 @@ pub struct KnownRuntime {
     pub version: GoVersion,
     pub g: GLayout,
     pub timers: TimerHeapLayout,
+    /// Offset of `gofunc` in `runtime.moduledata`: where a stripped binary
+    /// keeps the base of its inline trees.
+    pub moduledata_gofunc: u64,
     pub wait_reasons: &'static [&'static str],
 }

@@ -306,6 +306,92 @@ fn observed(report: &Value, expected: &Site) -> Option<SiteFacts> {
 /// Asserts that the report's sites from the program's own code are exactly
 /// `expected`, fact for fact, and that no other site is judged a leak.
 pub fn assert_sites(report: &Value, expected: &[Site], context: &str) {
+    assert_report(report, expected, &[], context);
+}
+
+/// Goroutines the standard library started, attributed to a line of the
+/// program marked `// blame:NAME`.
+#[derive(Debug, Clone)]
+pub struct Blamed {
+    /// Source file relative to `tests/go`, and the `// blame:` marker.
+    pub file: &'static str,
+    pub marker: &'static str,
+    /// The function they run, seen through `go` wrappers.
+    pub entry: &'static str,
+    /// The function of the attributed frame.
+    pub function: &'static str,
+    /// `running` or `created_for`.
+    pub by: &'static str,
+    pub pattern: &'static str,
+    pub live: u64,
+    pub states: Vec<(&'static str, u64)>,
+    pub verdict: &'static str,
+    /// The test function, for `go test` binaries.
+    pub test: Option<&'static str>,
+}
+
+impl Blamed {
+    fn is_at(&self, site: &Value) -> bool {
+        let line = tagged_line(self.file, &format!("blame:{}", self.marker));
+        let frame = &site["attributed_to"]["frame"];
+        frame["line"].as_u64() == Some(u64::from(line))
+            && frame["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(&format!("/{}", self.file)))
+            && site["entry"]["function"] == self.entry
+    }
+
+    fn check(&self, site: &Value, context: &str) {
+        let states: BTreeMap<String, u64> = self
+            .states
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let expected = serde_json::json!({
+            "function": self.function,
+            "by": self.by,
+            "pattern": self.pattern,
+            "live": self.live,
+            "states": states,
+            "verdict": self.verdict,
+            "test": self.test,
+        });
+        let observed = serde_json::json!({
+            "function": site["attributed_to"]["frame"]["function"],
+            "by": site["attributed_to"]["by"],
+            "pattern": site["attributed_to"]["pattern"],
+            "live": site["live"],
+            "states": site["states"],
+            "verdict": site["verdict"],
+            "test": site["test"],
+        });
+        assert_eq!(
+            observed, expected,
+            "{context}: blamed on {} ({})\nsite: {site:#}",
+            self.marker, self.entry
+        );
+    }
+}
+
+/// The report's entry attributed to the line marked `// blame:NAME` whose
+/// goroutines run `entry`; panics if there is none.
+pub fn blamed_at<'a>(report: &'a Value, blamed: &Blamed) -> &'a Value {
+    report["goroutines"]
+        .as_array()
+        .expect("goroutines")
+        .iter()
+        .find(|s| blamed.is_at(s))
+        .unwrap_or_else(|| panic!("nothing blamed on {} in {report:#}", blamed.marker))
+}
+
+/// Asserts the facts of the entry attributed to `blamed`'s line.
+pub fn assert_blamed(report: &Value, blamed: &Blamed, context: &str) {
+    blamed.check(blamed_at(report, blamed), context);
+}
+
+/// Like [`assert_sites`], with entries attributed to the program's lines:
+/// these, fact for fact, and no other leak.
+pub fn assert_report(report: &Value, expected: &[Site], blamed: &[Blamed], context: &str) {
     for site in expected {
         assert_eq!(
             observed(report, site),
@@ -314,14 +400,23 @@ pub fn assert_sites(report: &Value, expected: &[Site], context: &str) {
             site.marker
         );
     }
+    for entry in blamed {
+        entry.check(blamed_at(report, entry), context);
+    }
     let others: Vec<&Value> = report["goroutines"]
         .as_array()
         .expect("goroutines array")
         .iter()
         .filter(|s| s["origin"] == "program" || s["verdict"] == "leak")
         .filter(|s| !expected.iter().any(|e| e.is_at(s)))
+        .filter(|s| !blamed.iter().any(|b| b.is_at(s)))
         .collect();
     assert!(others.is_empty(), "{context}: unexpected sites {others:#?}");
+}
+
+/// The 1-based line of the `// blame:NAME` marker (or any `// TAG`) in `file`.
+pub fn blame_line(file: &str, name: &str) -> u32 {
+    tagged_line(file, &format!("blame:{name}"))
 }
 
 /// Whether the code of `pid`'s executable in memory is byte-identical to its

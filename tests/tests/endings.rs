@@ -164,5 +164,27 @@ fn a_go_test_timeout_is_read_at_the_end() {
         )
         .unwrap();
         check(&report, TEST, "timeout-leak", 1, 2, &ctx);
+        // The test's own goroutine, blocked in it, is a leak of that test.
+        leaktrace_e2e::assert_blamed(
+            &report,
+            &leaktrace_e2e::Blamed {
+                file: TEST,
+                marker: "timeout-test",
+                entry: "testing.tRunner",
+                function: "leaktrace.test/targets/gotest/timeout.TestNeverEnds",
+                by: "running",
+                pattern: "test_goroutine",
+                live: 1,
+                states: vec![("chan receive", 1)],
+                verdict: "leak",
+                test: Some("TestNeverEnds"),
+            },
+            &ctx,
+        );
+        assert_eq!(
+            report["tests"],
+            serde_json::json!([{"name": "TestNeverEnds", "leaked_goroutines": 2, "leaking_sites": 2}]),
+            "{ctx}"
+        );
     }
 }

@@ -26,6 +26,11 @@ fn runtime_table_matches_every_installed_go() {
             "go{version}: runtime.g layout differs from the table"
         );
         assert_eq!(
+            Some(known.moduledata_gofunc),
+            binary.moduledata_gofunc,
+            "go{version}: runtime.moduledata differs from the table"
+        );
+        assert_eq!(
             Some(known.timers),
             binary.timer_layout,
             "go{version}: the timer heap layout differs from the table"
@@ -51,6 +56,13 @@ fn stripped_binaries_get_the_same_layout_from_the_table() {
         assert_eq!(stripped.g_layout, full.g_layout, "go{version}");
         assert_eq!(stripped.timer_layout, full.timer_layout, "go{version}");
         assert_eq!(stripped.wait_reasons, full.wait_reasons, "go{version}");
+        // Found through runtime.firstmoduledata (the builds differ, so the
+        // addresses may too; go_test_exec's inlined frames check its value).
+        assert!(full.gofunc().is_some(), "go{version}");
+        assert!(
+            stripped.gofunc().is_some(),
+            "go{version}: no go:func.* from runtime.firstmoduledata"
+        );
         assert!(
             stripped.warnings.is_empty(),
             "go{version}: {:?}",

@@ -29,10 +29,14 @@ pub fn generate() -> anyhow::Result<()> {
         let timers = binary
             .timer_layout
             .with_context(|| format!("{} describes no timer heap", binary_path.display()))?;
+        let moduledata_gofunc = binary.moduledata_gofunc.with_context(|| {
+            format!("{} describes no runtime.moduledata", binary_path.display())
+        })?;
         entries.push((
             binary.build.version,
             binary.g_layout,
             timers,
+            moduledata_gofunc,
             binary.wait_reasons.clone(),
         ));
     }

@@ -5,6 +5,7 @@
 //! The input is plain data ([`Observation`]) and the binary is reached
 //! through [`Symbols`], so all of this runs in unit tests on synthetic data.
 
+pub mod attribution;
 pub mod ignore;
 pub mod interval;
 pub mod symbols;
@@ -26,8 +27,9 @@ use crate::{
         tickers::TickerMemory,
     },
     report::{
-        BlockedFor, CreationStack, EventCounts, Mode, Origin, ProbeCosts, Report, SCHEMA_VERSION,
-        SiteReport, TargetInfo, TimeSource, TimerSemantics, Verdict,
+        Attribution, BlockedFor, CreationStack, EventCounts, Mode, Origin, ProbeCosts, Report,
+        SCHEMA_VERSION, SiteReport, TargetInfo, TestCount, TestLeaks, TimeSource, TimerSemantics,
+        Verdict,
     },
 };
 use ignore::IgnoreRules;
@@ -42,6 +44,8 @@ pub const MAX_GOIDS: usize = 10;
 pub const MAX_STACKS: usize = 10;
 /// Frames kept per creation stack.
 pub const MAX_STACK_FRAMES: usize = 32;
+/// Where `g0` runs the scheduler on behalf of the goroutine that switched to it.
+const SCHEDULER: [&str; 2] = ["runtime.schedule", "runtime.mcall"];
 /// Where every coroutine goroutine (`iter.Pull`, Go 1.23+) starts.
 const COROUTINE_START: &str = "runtime.corostart";
 
@@ -106,11 +110,43 @@ pub fn analyse(observation: &Observation, symbols: &Symbolizer<'_>, policy: &Pol
     .report()
 }
 
+/// What one entry of the report groups: the `go` statement, and for
+/// goroutines the standard library started, the program's frame they are
+/// attributed to (one `go` statement in net/http serves every request line).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    site: SiteKey,
+    attribution: Option<Attribution>,
+}
+
+impl GroupKey {
+    fn plain(site: SiteKey) -> Self {
+        Self {
+            site,
+            attribution: None,
+        }
+    }
+}
+
+/// Where a goroutine goes in the report, worked out once per distinct
+/// (site, current stack, creation stacks): a million goroutines share a few.
+#[derive(Debug, Clone)]
+struct Placement {
+    entry: SourceLocation,
+    attribution: Option<Attribution>,
+    test: Option<String>,
+    blocked_in: Option<SourceLocation>,
+}
+
+type Groups = HashMap<GroupKey, (SiteReport, Tally)>;
+
 /// Per-site tallies that become lists once every goroutine is counted.
 #[derive(Default)]
 struct Tally {
     stacks: HashMap<StackId, u64>,
-    blocked_at: HashMap<u64, u64>,
+    blocked_at: HashMap<SourceLocation, u64>,
+    /// Test function → live goroutines it created.
+    tests: BTreeMap<String, u64>,
     parents: BTreeSet<u64>,
     /// Tickers whose channels its goroutines wait on.
     tickers: Vec<u64>,
@@ -129,9 +165,9 @@ impl Analysis<'_> {
     fn report(&self) -> Report {
         let obs = self.observation;
         let mut receivers: Receivers = HashMap::new();
-        let mut by_site: HashMap<SiteKey, (SiteReport, Tally)> = HashMap::new();
+        let mut by_site: Groups = HashMap::new();
         for (&key, counters) in &obs.sites {
-            let (site, _) = self.site(&mut by_site, key);
+            let (site, _) = self.site(&mut by_site, GroupKey::plain(key));
             site.created = counters.created;
             site.exited = counters.exited;
             site.exited_preexisting = counters.exited_preexisting;
@@ -142,7 +178,7 @@ impl Analysis<'_> {
             (None, None) => {
                 // The process is gone: what was created and not destroyed is what lived.
                 for tracked in obs.goroutines.values() {
-                    let (site, tally) = self.site(&mut by_site, tracked.site);
+                    let (site, tally) = self.site(&mut by_site, GroupKey::plain(tracked.site));
                     site.live += 1;
                     site.goids.push(tracked.goid);
                     tally.parents.extend(tracked.parent_goid);
@@ -152,10 +188,15 @@ impl Analysis<'_> {
                 }
             }
         }
-        let tickers = tickers::ticker_sites(self, &receivers, &by_site);
+        let tickers = tickers::ticker_sites(self, &receivers);
         let mut goroutines: Vec<SiteReport> = by_site
             .into_iter()
-            .map(|(key, (site, tally))| self.finish_site(key, site, tally))
+            // A go statement's plain entry is left empty when all of its
+            // goroutines were attributed to the program's frames.
+            .filter(|(_, (site, _))| {
+                site.live + site.created + site.exited + site.exited_preexisting > 0
+            })
+            .map(|(key, (site, tally))| self.finish_site(key.site, site, tally))
             .filter(|site| {
                 self.policy.include_all
                     || !matches!(site.verdict, Verdict::Runtime | Verdict::Ignored)
@@ -176,7 +217,9 @@ impl Analysis<'_> {
                     &b.created_at.file,
                     b.created_at.line,
                 ))
+                .then_with(|| attributed_line(a).cmp(&attributed_line(b)))
         });
+        let tests = test_leaks(&goroutines);
         Report {
             schema_version: SCHEMA_VERSION,
             mode: obs.mode,
@@ -190,40 +233,94 @@ impl Analysis<'_> {
             goroutines,
             timer_semantics: obs.timer_semantics.clone(),
             tickers,
+            tests,
         }
     }
 
-    /// Counts each goroutine of the snapshot at its site.
-    fn count_live(
-        &self,
-        snapshot: &Snapshot,
-        by_site: &mut HashMap<SiteKey, (SiteReport, Tally)>,
-        receivers: &mut Receivers,
-    ) {
+    /// Counts each goroutine of the snapshot at its site, or with the
+    /// program's frame it is attributed to.
+    fn count_live(&self, snapshot: &Snapshot, by_site: &mut Groups, receivers: &mut Receivers) {
         let obs = self.observation;
         let ticker_of_channel = self.ticker_of_channel();
-        for g in &snapshot.goroutines {
-            let tracked = obs.goroutines.get(&g.g).filter(|t| t.goid == g.goid);
+        let tracked_of = |g: &Goroutine| obs.goroutines.get(&g.g).filter(|t| t.goid == g.goid);
+        // Goroutines the runtime starts from no goroutine (timer callbacks) have parent 0.
+        let parent_of = |g: &Goroutine| {
+            g.parent_goid
+                .or(tracked_of(g).and_then(|t| t.parent_goid))
+                .filter(|&p| p != 0)
+        };
+        let mut placements: Vec<Placement> = Vec::new();
+        let mut seen = HashMap::new();
+        let placed: Vec<usize> = snapshot
+            .goroutines
+            .iter()
+            .map(|g| {
+                let tracked = tracked_of(g);
+                let current = snapshot
+                    .current_stacks
+                    .get(&g.g)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let creation = tracked.and_then(|t| t.creation_stack);
+                let creator = tracked.and_then(|t| t.creator_stack);
+                *seen
+                    .entry((site_of(g), current, creation, creator))
+                    .or_insert_with(|| {
+                        placements.push(self.place(site_of(g), current, creation, creator));
+                        placements.len() - 1
+                    })
+            })
+            .collect();
+        // A connection's writeLoop leaks with its readLoop (same parent).
+        let unclosed: BTreeSet<u64> = snapshot
+            .goroutines
+            .iter()
+            .zip(&placed)
+            .filter(|&(_, &p)| {
+                let p = &placements[p];
+                attribution::is_unclosed_read_loop(&p.entry, p.attribution.as_ref())
+            })
+            .filter_map(|(g, _)| parent_of(g))
+            .collect();
+        let mut upgraded = HashMap::new();
+        for (g, &placement) in snapshot.goroutines.iter().zip(&placed) {
+            let placement = if parent_of(g).is_some_and(|p| unclosed.contains(&p)) {
+                let p = &placements[placement];
+                match attribution::with_unclosed_body(&p.entry, p.attribution.as_ref()) {
+                    Some(attribution) => upgraded.entry(placement).or_insert_with(|| Placement {
+                        attribution: Some(attribution),
+                        ..p.clone()
+                    }),
+                    None => p,
+                }
+            } else {
+                &placements[placement]
+            };
+            let tracked = tracked_of(g);
             let blocked = blocked_for(g, tracked, snapshot.now_ns);
             let state = self.state_name(g);
-            let top = snapshot
-                .current_stacks
-                .get(&g.g)
-                .and_then(|stack| self.symbols.first_outside_runtime(stack));
-            let key = site_of(g);
+            let key = GroupKey {
+                site: site_of(g),
+                attribution: placement.attribution.clone(),
+            };
+            let attributed = key.attribution.is_some();
             let (site, tally) = self.site(by_site, key);
             site.live += 1;
+            if attributed && tracked.is_some_and(|t| !t.is_seeded()) {
+                site.created += 1;
+            }
             *site.states.entry(state).or_default() += 1;
             site.blocked_for = longest(site.blocked_for, blocked);
             site.goids.push(g.goid);
-            tally
-                .parents
-                .extend(g.parent_goid.or(tracked.and_then(|t| t.parent_goid)));
+            tally.parents.extend(parent_of(g));
             if let Some(stack) = tracked.and_then(|t| t.creation_stack) {
                 *tally.stacks.entry(stack).or_default() += 1;
             }
-            if let Some(pc) = top {
-                *tally.blocked_at.entry(pc).or_default() += 1;
+            if let Some(at) = &placement.blocked_in {
+                *tally.blocked_at.entry(at.clone()).or_default() += 1;
+            }
+            if let Some(test) = &placement.test {
+                *tally.tests.entry(test.clone()).or_default() += 1;
             }
             let channels = snapshot
                 .waiting_channels
@@ -234,22 +331,60 @@ impl Analysis<'_> {
                 tally.tickers.push(*ticker);
                 let (count, sites) = receivers.entry(*ticker).or_default();
                 *count += 1;
-                sites.push(key);
+                sites.push(site_of(g));
+            }
+        }
+        // What was attributed elsewhere was created here too: the plain entry
+        // keeps the rest, so that its created − exited is its live count.
+        let moved: Vec<(SiteKey, u64)> = by_site
+            .iter()
+            .filter(|(key, _)| key.attribution.is_some())
+            .map(|(key, (site, _))| (key.site, site.created))
+            .collect();
+        for (key, created) in moved {
+            if let Some((plain, _)) = by_site.get_mut(&GroupKey::plain(key)) {
+                plain.created = plain.created.saturating_sub(created);
             }
         }
     }
 
-    /// Counts each site of the last census.
-    fn count_census(
+    /// Where goroutines of `key` with this current stack and these creation
+    /// stacks (theirs, their creator's) go in the report.
+    fn place(
         &self,
-        sampled: &SampledEnd,
-        by_site: &mut HashMap<SiteKey, (SiteReport, Tally)>,
-        receivers: &mut Receivers,
-    ) {
+        key: SiteKey,
+        current: &[u64],
+        creation: Option<StackId>,
+        creator: Option<StackId>,
+    ) -> Placement {
+        let symbols = self.symbols.symbols();
+        let current: Vec<SourceLocation> = self.symbols.stack_frames(current).collect();
+        let chain: Vec<SourceLocation> = [creation, creator]
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.creation_frames(id))
+            .flatten()
+            .collect();
+        let (created_at, entry) = self.locations(key);
+        let attribution = (self.origin(&created_at, &entry) == Origin::StandardLibrary)
+            .then(|| attribution::attribute(symbols, &entry, &created_at, &current, &chain))
+            .flatten();
+        Placement {
+            test: attribution::test_name(symbols, &current)
+                .or_else(|| attribution::test_name(symbols, &chain)),
+            blocked_in: attribution::blocked_in(symbols, &current).cloned(),
+            attribution,
+            entry,
+        }
+    }
+
+    /// Counts each site of the last census.
+    fn count_census(&self, sampled: &SampledEnd, by_site: &mut Groups, receivers: &mut Receivers) {
         let ticker_of_channel = self.ticker_of_channel();
         let now_ns = sampled.last.now_ns;
+        let symbols = self.symbols.symbols();
         for (&key, census) in &sampled.last.sites {
-            let (site, tally) = self.site(by_site, key);
+            let (site, tally) = self.site(by_site, GroupKey::plain(key));
             site.live = census.live;
             for &((status, reason), count) in &census.states {
                 *site
@@ -267,8 +402,9 @@ impl Analysis<'_> {
             site.goids.extend(&census.goids);
             tally.parents.extend(&census.parent_goids);
             for stack in sampled.current_stacks.get(&key).into_iter().flatten() {
-                if let Some(pc) = self.symbols.first_outside_runtime(stack) {
-                    *tally.blocked_at.entry(pc).or_default() += 1;
+                let frames: Vec<SourceLocation> = self.symbols.stack_frames(stack).collect();
+                if let Some(at) = attribution::blocked_in(symbols, &frames) {
+                    *tally.blocked_at.entry(at.clone()).or_default() += 1;
                 }
             }
             // One go statement may start different functions (a func value):
@@ -316,7 +452,18 @@ impl Analysis<'_> {
         if site.entry.function == COROUTINE_START {
             site.origin = self.coroutine_origin(&site.stacks);
         }
-        site.blocked_at = most_common(tally.blocked_at).and_then(|pc| self.symbols.call_site(pc));
+        site.blocked_at = most_common(tally.blocked_at);
+        site.tests = tally
+            .tests
+            .into_iter()
+            .map(|(name, live)| TestCount { name, live })
+            .collect();
+        site.tests
+            .sort_by(|a, b| b.live.cmp(&a.live).then_with(|| a.name.cmp(&b.name)));
+        site.test = match site.tests.as_slice() {
+            [only] => Some(only.name.clone()),
+            _ => None,
+        };
         site.trend = obs.timeline.as_ref().and_then(|t| t.trend(&key));
         site.verdict = verdict::judge(obs.mode, &site, &self.policy.thresholds);
         let top = site.blocked_at.as_ref().map(|l| l.function.as_str());
@@ -331,22 +478,31 @@ impl Analysis<'_> {
         site
     }
 
+    /// Where a site's `go` statement is, and the function it starts.
+    fn locations(&self, key: SiteKey) -> (SourceLocation, SourceLocation) {
+        let created_at = self
+            .symbols
+            .call_site(key.gopc)
+            .unwrap_or_else(|| unknown(key.gopc));
+        let entry = self
+            .symbols
+            .goroutine_entry(key.startpc)
+            .unwrap_or_else(|| unknown(key.startpc));
+        (created_at, entry)
+    }
+
     fn site<'m>(
         &self,
-        sites: &'m mut HashMap<SiteKey, (SiteReport, Tally)>,
-        key: SiteKey,
+        sites: &'m mut Groups,
+        key: GroupKey,
     ) -> (&'m mut SiteReport, &'m mut Tally) {
-        let (site, tally) = sites.entry(key).or_insert_with(|| {
-            let created_at = self
-                .symbols
-                .call_site(key.gopc)
-                .unwrap_or_else(|| unknown(key.gopc));
-            let entry = self
-                .symbols
-                .goroutine_entry(key.startpc)
-                .unwrap_or_else(|| unknown(key.startpc));
+        let (site, tally) = sites.entry(key).or_insert_with_key(|key| {
+            let (created_at, entry) = self.locations(key.site);
             let site = SiteReport {
                 origin: self.origin(&created_at, &entry),
+                attributed_to: key.attribution.clone(),
+                test: None,
+                tests: Vec::new(),
                 entry,
                 created_at,
                 live: 0,
@@ -403,12 +559,16 @@ impl Analysis<'_> {
         stacks
     }
 
-    /// The frames of a creation stack, past the probe's own instruction.
+    /// The frames of a creation stack, past the probe's own instruction, up
+    /// to the scheduler: a goroutine the scheduler starts (a timer's
+    /// `AfterFunc`) is created on `g0`, whose frame pointers lead on into
+    /// whichever goroutine happened to switch to it, which did not create it.
     fn creation_frames(&self, id: StackId) -> Option<impl Iterator<Item = SourceLocation> + '_> {
         let stack = self.observation.stacks.get(&id)?;
         Some(
             self.symbols
-                .stack_frames(stack.get(1..).unwrap_or_default()),
+                .stack_frames(stack.get(1..).unwrap_or_default())
+                .take_while(|f| !SCHEDULER.contains(&f.function.as_str())),
         )
     }
 
@@ -525,11 +685,44 @@ fn blocked_for(
     })
 }
 
-fn most_common(counts: HashMap<u64, u64>) -> Option<u64> {
+/// The location most goroutines share; ties go to the first by file and line.
+fn most_common(counts: HashMap<SourceLocation, u64>) -> Option<SourceLocation> {
     counts
         .into_iter()
-        .max_by_key(|&(pc, n)| (n, std::cmp::Reverse(pc)))
-        .map(|(pc, _)| pc)
+        .max_by(|(a, n), (b, m)| {
+            n.cmp(m)
+                .then_with(|| (&b.file, b.line, &b.function).cmp(&(&a.file, a.line, &a.function)))
+        })
+        .map(|(at, _)| at)
+}
+
+/// The attributed frame's place, to order entries of one `go` statement.
+fn attributed_line(site: &SiteReport) -> Option<(&str, u32)> {
+    site.attributed_to
+        .as_ref()
+        .map(|a| (a.frame.file.as_str(), a.frame.line))
+}
+
+/// Per test function: the goroutines and sites it leaked, most first.
+fn test_leaks(sites: &[SiteReport]) -> Vec<TestLeaks> {
+    let mut by_test: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for site in sites.iter().filter(|s| s.verdict == Verdict::Leak) {
+        for test in &site.tests {
+            let (goroutines, sites) = by_test.entry(&test.name).or_default();
+            *goroutines += test.live;
+            *sites += 1;
+        }
+    }
+    let mut tests: Vec<TestLeaks> = by_test
+        .into_iter()
+        .map(|(name, (leaked_goroutines, leaking_sites))| TestLeaks {
+            name: name.to_string(),
+            leaked_goroutines,
+            leaking_sites,
+        })
+        .collect();
+    tests.sort_by_key(|t| std::cmp::Reverse(t.leaked_goroutines));
+    tests
 }
 
 fn longest(a: Option<BlockedFor>, b: Option<BlockedFor>) -> Option<BlockedFor> {

@@ -139,6 +139,7 @@ fn tracked(goid: u64, key: SiteKey) -> TrackedGoroutine {
         created_ns: Some(NOW - 10 * SECOND),
         last_park: None,
         creation_stack: Some(StackId(1)),
+        creator_stack: None,
     }
 }
 

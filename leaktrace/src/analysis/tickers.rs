@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use leaktrace_ebpf::SiteKey;
 use leaktrace_gobinary::{GoVersion, SourceLocation, is_runtime_function};
 
-use super::{Analysis, Receivers, Tally, symbols::unknown};
+use super::{Analysis, Receivers, symbols::unknown};
 use crate::{
     probes::StackId,
-    report::{SiteReport, TickerSite, TickerVerdict, TimerSemantics},
+    report::{TickerSite, TickerVerdict, TimerSemantics},
 };
 
 /// How the target's runtime treats an unstopped ticker. `default_godebug`
@@ -72,11 +72,7 @@ pub(super) fn ticker_site(
     )
 }
 
-pub(super) fn ticker_sites(
-    analysis: &Analysis<'_>,
-    receivers: &Receivers,
-    goroutine_sites: &HashMap<SiteKey, (SiteReport, Tally)>,
-) -> Vec<TickerSite> {
+pub(super) fn ticker_sites(analysis: &Analysis<'_>, receivers: &Receivers) -> Vec<TickerSite> {
     struct Building {
         site: TickerSite,
         stacks: HashMap<StackId, u64>,
@@ -124,11 +120,10 @@ pub(super) fn ticker_sites(
             continue;
         };
         building.site.receiving_goroutines += count;
-        for key in receiving_sites {
-            if let Some((receiver, _)) = goroutine_sites.get(key)
-                && !building.site.receivers.contains(&receiver.created_at)
-            {
-                building.site.receivers.push(receiver.created_at.clone());
+        for &key in receiving_sites {
+            let (created_at, _) = analysis.locations(key);
+            if !building.site.receivers.contains(&created_at) {
+                building.site.receivers.push(created_at);
             }
         }
     }

@@ -22,8 +22,12 @@ pub fn judge(mode: Mode, site: &SiteReport, thresholds: &Thresholds) -> Verdict 
     match site.origin {
         Origin::Runtime => return Verdict::Runtime,
         _ if site.live == 0 => return Verdict::Ok,
-        Origin::StandardLibrary => return Verdict::Library,
-        Origin::Program => {}
+        Origin::StandardLibrary
+            if !site.attributed_to.as_ref().is_some_and(|a| a.is_programs()) =>
+        {
+            return Verdict::Library;
+        }
+        Origin::StandardLibrary | Origin::Program => {}
     }
     match mode {
         // Everything the program started must be gone when it exits.
@@ -82,6 +86,9 @@ mod tests {
             trend: None,
             tickers: vec![],
             origin,
+            attributed_to: None,
+            test: None,
+            tests: vec![],
             verdict: Verdict::Ok,
             goids: vec![],
             parent_goids: vec![],

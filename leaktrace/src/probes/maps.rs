@@ -50,6 +50,9 @@ pub struct TrackedGoroutine {
     pub created_ns: Option<u64>,
     pub last_park: Option<Park>,
     pub creation_stack: Option<StackId>,
+    /// The creation stack of the goroutine that created it, if that one was
+    /// created while observed too.
+    pub creator_stack: Option<StackId>,
 }
 
 impl TrackedGoroutine {
@@ -73,6 +76,7 @@ impl From<GoroutineRecord> for TrackedGoroutine {
                 reason: r.park_reason,
             }),
             creation_stack: StackId::from_raw(r.stack_id),
+            creator_stack: StackId::from_raw(r.creator_stack_id),
         }
     }
 }
@@ -101,6 +105,8 @@ impl From<Seed> for GoroutineRecord {
             park_reason: s.wait_reason,
             _pad: [0; 3],
             stack_id: NO_STACK,
+            creator_stack_id: NO_STACK,
+            _pad2: 0,
         }
     }
 }
@@ -335,6 +341,7 @@ mod tests {
                 created_ns: None,
                 last_park: None,
                 creation_stack: None,
+                creator_stack: None,
             }
         );
         assert!(seeded.is_seeded());

@@ -133,6 +133,8 @@ impl Probes {
             g_gopc: g.gopc,
             g_startpc: g.startpc,
             g_parent_goid: g.parent_goid.unwrap_or(FIELD_ABSENT),
+            g_m: g.m,
+            m_curg: g.m_curg,
         };
         let timers = TimerLayout {
             ticker_from_timer: if binary.function(plan::NEW_TIMER).is_some() {

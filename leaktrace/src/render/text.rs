@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    BlockedFor, Mode, Observing, ProbeCosts, Report, SiteReport, SourceLocation, TickerSite,
-    TickerVerdict, TimeSource, TimerSemantics, Verdict,
+    AttributedBy, Attribution, BlockedFor, Mode, Observing, ProbeCosts, Report, SiteReport,
+    SourceLocation, TickerSite, TickerVerdict, TimeSource, TimerSemantics, Verdict,
 };
 
 pub fn render(report: &Report) -> String {
@@ -48,6 +48,17 @@ pub fn render(report: &Report) -> String {
             plural(leaked, "goroutine"),
             leaks.len(),
             plural(leaks.len() as u64, "site")
+        );
+    }
+    for test in &report.tests {
+        let _ = writeln!(
+            out,
+            "{} leaked {} {} from {} {}",
+            test.name,
+            test.leaked_goroutines,
+            plural(test.leaked_goroutines, "goroutine"),
+            test.leaking_sites,
+            plural(test.leaking_sites, "site")
         );
     }
     if report.dropped > 0 {
@@ -173,8 +184,24 @@ fn write_site(out: &mut String, site: &SiteReport) {
         in_goroutines(&site.parent_goids),
         file_line(&site.created_at)
     );
+    if let Some(attribution) = &site.attributed_to {
+        let _ = writeln!(out, "{}", attributed(attribution));
+    }
     if let Some(at) = &site.blocked_at {
         let _ = writeln!(out, "blocked in {}", frame(at, Path::Full));
+    }
+    match (&site.test, site.tests.as_slice()) {
+        (Some(test), _) => {
+            let _ = writeln!(out, "in test {test}");
+        }
+        (None, []) => {}
+        (None, tests) => {
+            let tests: Vec<String> = tests
+                .iter()
+                .map(|t| format!("{} ({})", t.name, t.live))
+                .collect();
+            let _ = writeln!(out, "in tests {}", tests.join(", "));
+        }
     }
     for ticker in &site.tickers {
         let _ = writeln!(
@@ -218,6 +245,20 @@ fn write_site(out: &mut String, site: &SiteReport) {
             frames.join(" ← ")
         );
     }
+}
+
+/// `for the call at main.go:21 (response body never closed)`: the program's
+/// frame a library goroutine is the program's by.
+fn attributed(attribution: &Attribution) -> String {
+    let what = match attribution.by {
+        AttributedBy::Running => "running",
+        AttributedBy::CreatedFor => "started for",
+    };
+    let pattern = attribution
+        .pattern
+        .map(|p| format!(" ({})", p.describe()))
+        .unwrap_or_default();
+    format!("{what} {}{pattern}", frame(&attribution.frame, Path::Full))
 }
 
 fn write_ticker(out: &mut String, ticker: &TickerSite) {

@@ -31,6 +31,101 @@ pub enum Origin {
     Runtime,
 }
 
+/// How goroutines the standard library started are the program's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributedBy {
+    /// They run the program's code (a test function, a callback, a handler):
+    /// the outermost of its frames on their current stacks.
+    Running,
+    /// They work for a call of the program's (an HTTP request, a started
+    /// command): the innermost of its frames on their creation stacks,
+    /// through the goroutine that created them if the library started them
+    /// from a goroutine of its own.
+    CreatedFor,
+}
+
+/// A recognised way the standard library starts goroutines for the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// `testing.tRunner` running a `Test…`, `Benchmark…` or `Fuzz…` function.
+    TestGoroutine,
+    /// A `time.AfterFunc` callback.
+    TimerCallback,
+    /// A `context.AfterFunc` callback.
+    ContextCallback,
+    /// net/http's server goroutine running the program's handler.
+    HttpHandler,
+    /// net/http's connection goroutines (`readLoop`, `writeLoop`) waiting for
+    /// a response body to be read or closed: a leak.
+    ResponseBodyNotClosed,
+    /// net/http's connection goroutines of a keep-alive connection idle in
+    /// the pool: not a leak.
+    IdleConnection,
+    /// os/exec's goroutines copying a started command's output, alive because
+    /// `Wait` was not called (or did not return): a leak.
+    CommandNotWaited,
+}
+
+impl Pattern {
+    /// Whether goroutines found in this state are the program's leak when
+    /// they are left at exit, even though the library started them.
+    pub fn is_programs(self) -> bool {
+        !matches!(self, Self::IdleConnection)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::TestGoroutine => "the test's own goroutine",
+            Self::TimerCallback => "a time.AfterFunc callback",
+            Self::ContextCallback => "a context.AfterFunc callback",
+            Self::HttpHandler => "an HTTP handler",
+            Self::ResponseBodyNotClosed => "response body never closed",
+            Self::IdleConnection => "idle keep-alive connection",
+            Self::CommandNotWaited => "command started and never waited for",
+        }
+    }
+}
+
+/// The program's frame that goroutines the standard library started are
+/// attributed to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Attribution {
+    pub frame: SourceLocation,
+    pub by: AttributedBy,
+    pub pattern: Option<Pattern>,
+}
+
+impl Attribution {
+    /// Whether this makes the goroutines the program's, to be judged as its
+    /// own `go` statements are: running its code, or in a recognised state
+    /// that only the program can end (an unclosed body, an unwaited command).
+    pub fn is_programs(&self) -> bool {
+        match (self.by, self.pattern) {
+            (_, Some(pattern)) => pattern.is_programs(),
+            (AttributedBy::Running, None) => true,
+            (AttributedBy::CreatedFor, None) => false,
+        }
+    }
+}
+
+/// Live goroutines of a site that one test function's goroutine created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestCount {
+    /// `TestFoo`, `BenchmarkFoo`, `ExampleFoo` or `FuzzFoo`, without the package.
+    pub name: String,
+    pub live: u64,
+}
+
+/// Per test function: what it left behind (`go test -exec`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestLeaks {
+    pub name: String,
+    pub leaked_goroutines: u64,
+    pub leaking_sites: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -222,6 +317,13 @@ pub struct SiteReport {
     /// Where the tickers were created whose channels these goroutines wait on.
     pub tickers: Vec<SourceLocation>,
     pub origin: Origin,
+    /// For goroutines the standard library started: the program's frame
+    /// they belong to, if any.
+    pub attributed_to: Option<Attribution>,
+    /// The test function whose goroutine created them (or that they run),
+    /// when exactly one did; `tests` lists them all.
+    pub test: Option<String>,
+    pub tests: Vec<TestCount>,
     pub verdict: Verdict,
     /// IDs of up to ten live goroutines, lowest first.
     pub goids: Vec<u64>,
@@ -306,6 +408,8 @@ pub struct Report {
     pub timer_semantics: TimerSemantics,
     /// Tickers created while observed, by the line that created them.
     pub tickers: Vec<TickerSite>,
+    /// `go test` binaries: the tests that leaked, most goroutines first.
+    pub tests: Vec<TestLeaks>,
 }
 
 impl Report {

@@ -112,7 +112,8 @@ impl Tracing {
         let mut stacks = self.probes.stacks(
             goroutines
                 .values()
-                .filter_map(|g| g.creation_stack)
+                .flat_map(|g| [g.creation_stack, g.creator_stack])
+                .flatten()
                 .chain(tickers.values().filter_map(|t| t.creation_stack)),
         )?;
         if let Some(sampled) = ending.sampled.as_mut() {

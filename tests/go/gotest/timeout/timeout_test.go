@@ -9,5 +9,5 @@ func TestNeverEnds(t *testing.T) {
 	go func() { // site:timeout-leak
 		<-never
 	}()
-	<-never
+	<-never // blame:timeout-test
 }
