@@ -265,6 +265,10 @@ pub struct SiteCounters {
 pub struct ExitNotice {
     pub tgid: u32,
     pub code: i32,
+    /// The `*g` of the goroutine that called `runtime.exit` (`os.Exit`, a
+    /// return from `main.main`, a fatal panic): it is ending the program,
+    /// not leaking. 0 when unknown, and for a death by signal.
+    pub g: u64,
 }
 
 /// Indices of the per-CPU event counters.

@@ -204,7 +204,7 @@ mod programs {
         ) else {
             return;
         };
-        let creator = creator(ctx, &layout);
+        let creator = current_goroutine(ctx, &layout);
         let parent_goid = if layout.g_parent_goid == FIELD_ABSENT {
             // Before Go 1.21 the runtime does not record it: ask the creator.
             creator
@@ -260,11 +260,12 @@ mod programs {
         count_at_site(ctx, SiteKey { gopc, startpc }, |c| &mut c.created);
     }
 
-    /// The goroutine running the `go` statement: R14 is the `g` the probe
-    /// runs on (`g0`), whose `m.curg` it is. None before the scheduler runs
-    /// one (the main goroutine is created from `rt0_go`).
+    /// The user goroutine the thread is running: `m.curg` of the `g` in R14,
+    /// which is that goroutine itself or, on the system stack, `g0` (for a
+    /// creation probe: the goroutine running the `go` statement). None before
+    /// the scheduler runs one (the main goroutine is created from `rt0_go`).
     #[inline(always)]
-    fn creator(ctx: &ProbeContext, layout: &GoLayout) -> Option<u64> {
+    fn current_goroutine(ctx: &ProbeContext, layout: &GoLayout) -> Option<u64> {
         let m = read_u64(ctx, regs(ctx).r14 + layout.g_m).filter(|&m| m != 0)?;
         read_u64(ctx, m + layout.m_curg).filter(|&g| g != 0)
     }
@@ -332,7 +333,7 @@ mod programs {
         hit(hit::PROCESS_EXITING);
         // ABI0 assembly function: the code is on the stack above the return address.
         let code = read_u64(&ctx, regs(&ctx).rsp + 8).unwrap_or(0) as u32 as i32;
-        notify_exit(code);
+        notify_exit(code, current_goroutine(&ctx, &layout()).unwrap_or(0));
         0
     }
 
@@ -344,17 +345,18 @@ mod programs {
     pub fn process_dying(ctx: ProbeContext) -> u32 {
         hit(hit::PROCESS_DYING);
         let signal = regs(&ctx).rax as u32 as i32;
-        notify_exit(128 + signal);
+        // On the signal stack, m.curg is whichever goroutine the signal hit.
+        notify_exit(128 + signal, 0);
         0
     }
 
     /// Tells userspace the process is ending, and in `leaktrace run` stops
     /// it until its goroutines are read.
     #[inline(always)]
-    fn notify_exit(code: i32) {
+    fn notify_exit(code: i32, g: u64) {
         let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
         if EXIT_NOTICES
-            .output::<ExitNotice>(&ExitNotice { tgid, code }, 0)
+            .output::<ExitNotice>(&ExitNotice { tgid, code, g }, 0)
             .is_err()
         {
             bump(counter::DROPPED_EXIT_NOTICE);

@@ -51,6 +51,12 @@ pub enum Command {
     /// A leak is a goroutine started by the program's own code that is still
     /// alive when the program exits. leaktrace freezes the program for a moment
     /// inside runtime.exit to read its goroutines, so the report is exact.
+    ///
+    /// Goroutines the standard library started count as the program's when
+    /// they run its code (a test function, an AfterFunc callback, a handler)
+    /// or wait on its behalf (an unclosed response body, a command never
+    /// waited for), at the program's line. In a `go test` binary each leak
+    /// names the test whose goroutine created it, also under t.Parallel.
     Run(RunArgs),
 }
 

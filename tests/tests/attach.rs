@@ -536,6 +536,56 @@ fn a_steady_leak_gets_the_growth_verdict() {
 }
 
 #[test]
+fn a_handler_blocked_forever_is_blamed_on_the_handler() {
+    if !privileged("a_handler_blocked_forever_is_blamed_on_the_handler") {
+        return;
+    }
+    for version in go_versions() {
+        for observing in Observing::BOTH {
+            let mut serve = Command::new(build(&version, "./cmd/onbehalf", &[]));
+            serve.arg("serve");
+            let service = Service::spawn(serve);
+            let report_file = report_path(&format!("handler-{version}-{}", observing.name()));
+            let mut args = vec!["--duration", "2.5s", "--stuck-after", "200ms"];
+            args.extend(observing.flags());
+            let tracer = attach(service.pid(), &args, &report_file);
+            // 20 requests over one second, each left in the handler.
+            service.signal(libc::SIGUSR2);
+            let (report, _) = finish(tracer, &report_file);
+            let ctx = format!("go{version} {}", observing.name());
+            // net/http's goroutine per connection runs the program's handler:
+            // the program's leak, at the handler's line, and the only one.
+            leaktrace_e2e::assert_blamed(&report, &blamed_handler(), &ctx);
+            let leaks: Vec<&Value> = report["goroutines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["verdict"] == "leak")
+                .collect();
+            assert_eq!(leaks.len(), 1, "{ctx}: {leaks:#?}");
+            let leak = leaktrace_e2e::blamed_at(&report, &blamed_handler());
+            assert_eq!(leak["created"], 20, "{ctx}: {leak:#}");
+            assert_eq!(leak["blocked_at"]["function"], "main.report", "{ctx}");
+        }
+    }
+}
+
+fn blamed_handler() -> leaktrace_e2e::Blamed {
+    leaktrace_e2e::Blamed {
+        file: "cmd/onbehalf/main.go",
+        marker: "handler",
+        entry: "net/http.(*conn).serve",
+        function: "main.report",
+        by: "running",
+        pattern: "http_handler",
+        live: 20,
+        states: vec![("chan receive", 20)],
+        verdict: "leak",
+        test: None,
+    }
+}
+
+#[test]
 fn a_healthy_server_is_not_reported_as_leaking() {
     if !privileged("a_healthy_server_is_not_reported_as_leaking") {
         return;

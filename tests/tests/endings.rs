@@ -62,6 +62,7 @@ fn return_exit_panic_and_crash_are_read_at_the_end() {
             ("panic", &[], 2),
             // A crash dump ends in SIGABRT, through runtime.dieFromSignal.
             ("crash", &[("GOTRACEBACK", "crash")], 128 + libc::SIGABRT),
+            ("handler", &[], 4),
         ] {
             let (output, report) = run_ending(&version, ending, env);
             let ctx = format!("go{version} {ending}");
@@ -72,6 +73,16 @@ fn return_exit_panic_and_crash_are_read_at_the_end() {
                 String::from_utf8_lossy(&output.stderr)
             );
             check(&report, ENDINGS, "endings-leak", 2, status, &ctx);
+            if ending == "handler" {
+                // The goroutine that called os.Exit counts as exited.
+                let exiter = leaktrace_e2e::site_at(&report, ENDINGS, "endings-exiter");
+                assert_eq!(
+                    (&exiter["live"], &exiter["created"], &exiter["exited"]),
+                    (&0.into(), &1.into(), &1.into()),
+                    "{ctx}: {exiter:#}"
+                );
+                assert_eq!(exiter["verdict"], "ok", "{ctx}");
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ pub mod tickers;
 pub mod timeline;
 pub mod verdict;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use leaktrace_ebpf::SiteKey;
 use leaktrace_gobinary::{SourceLocation, is_runtime_function};
@@ -22,7 +22,7 @@ use crate::{
     probes::{SiteCounts, StackId, TrackedGoroutine, TrackedTicker},
     process::{
         Snapshot,
-        census::{BlockedSince, CensusResult},
+        census::{BlockedSince, CensusResult, StuckGoroutine},
         goroutines::{GStatus, Goroutine},
         tickers::TickerMemory,
     },
@@ -56,6 +56,10 @@ pub struct Observation {
     pub target: TargetInfo,
     pub observed_ns: u64,
     pub exit_code: Option<i32>,
+    /// `run`: the `*g` of the goroutine that called `runtime.exit` (`os.Exit`
+    /// in a signal handler's goroutine, `log.Fatal`): it is ending the
+    /// program, not leaking, and counts as exited.
+    pub exiting_goroutine: Option<u64>,
     /// The target's goroutines at the end, with their current stacks and the
     /// channels they wait on, if they could be read.
     pub snapshot: Option<Snapshot>,
@@ -87,6 +91,9 @@ pub struct SampledEnd {
     /// gone, and this is the last one before).
     pub at_end: bool,
     pub current_stacks: HashMap<SiteKey, Vec<Vec<u64>>>,
+    /// The standard library's sites with stuck goroutines: the current stack
+    /// of each, in the order of `last.sites[key].stuck_goroutines`.
+    pub stuck_stacks: HashMap<SiteKey, Vec<Vec<u64>>>,
     /// By `go` statement (run-time `gopc`): creation stack → goroutines.
     pub creation_stacks: HashMap<u64, Vec<(StackId, u64)>>,
 }
@@ -284,6 +291,11 @@ impl Analysis<'_> {
             .collect();
         let mut upgraded = HashMap::new();
         for (g, &placement) in snapshot.goroutines.iter().zip(&placed) {
+            if obs.exiting_goroutine == Some(g.g) {
+                let (site, _) = self.site(by_site, GroupKey::plain(site_of(g)));
+                site.exited += 1;
+                continue;
+            }
             let placement = if parent_of(g).is_some_and(|p| unclosed.contains(&p)) {
                 let p = &placements[placement];
                 match attribution::with_unclosed_body(&p.entry, p.attribution.as_ref()) {
@@ -392,13 +404,9 @@ impl Analysis<'_> {
                     .entry(self.status_name(status, reason))
                     .or_default() += count;
             }
-            site.blocked_for = census.blocked_since.map(|since| BlockedFor {
-                longest_ns: now_ns.saturating_sub(since.at_ns()),
-                source: match since {
-                    BlockedSince::Census(_) => TimeSource::Sampled,
-                    BlockedSince::Runtime(_) => TimeSource::Runtime,
-                },
-            });
+            site.blocked_for = census
+                .blocked_since
+                .map(|since| blocked_since(since, now_ns));
             site.goids.extend(&census.goids);
             tally.parents.extend(&census.parent_goids);
             for stack in sampled.current_stacks.get(&key).into_iter().flatten() {
@@ -420,6 +428,67 @@ impl Analysis<'_> {
                 let (waiting, sites) = receivers.entry(ticker).or_default();
                 *waiting += count;
                 sites.push(key);
+            }
+            if let Some(stacks) = sampled.stuck_stacks.get(&key) {
+                self.attribute_stuck(key, &census.stuck_goroutines, stacks, now_ns, by_site);
+            }
+        }
+    }
+
+    /// Moves the stuck goroutines of a standard-library site that run the
+    /// program's code out of its entry, into entries for the program's
+    /// frames: one per attribution, with those goroutines' own counts.
+    fn attribute_stuck(
+        &self,
+        key: SiteKey,
+        stuck: &[StuckGoroutine],
+        stacks: &[Vec<u64>],
+        now_ns: u64,
+        by_site: &mut Groups,
+    ) {
+        let mut placements: HashMap<&[u64], Placement> = HashMap::new();
+        for (g, stack) in stuck.iter().zip(stacks) {
+            let placement = placements
+                .entry(stack.as_slice())
+                .or_insert_with(|| self.place(key, stack, None, None));
+            let Some(attribution) = placement.attribution.clone().filter(|a| a.is_programs())
+            else {
+                continue;
+            };
+            let state = self.status_name(g.status, g.wait_reason);
+            if let Some((plain, _)) = by_site.get_mut(&GroupKey::plain(key)) {
+                plain.live = plain.live.saturating_sub(1);
+                if let Some(count) = plain.states.get_mut(&state) {
+                    *count -= 1;
+                    if *count == 0 {
+                        plain.states.remove(&state);
+                    }
+                }
+                if g.new {
+                    plain.created = plain.created.saturating_sub(1);
+                }
+                plain.goids.retain(|&goid| goid != g.goid);
+            }
+            let (site, tally) = self.site(
+                by_site,
+                GroupKey {
+                    site: key,
+                    attribution: Some(attribution),
+                },
+            );
+            site.live += 1;
+            site.created += u64::from(g.new);
+            *site.states.entry(state).or_default() += 1;
+            site.blocked_for = longest(
+                site.blocked_for,
+                g.blocked_since.map(|since| blocked_since(since, now_ns)),
+            );
+            site.goids.push(g.goid);
+            if let Some(at) = &placement.blocked_in {
+                *tally.blocked_at.entry(at.clone()).or_default() += 1;
+            }
+            if let Some(test) = &placement.test {
+                *tally.tests.entry(test.clone()).or_default() += 1;
             }
         }
     }
@@ -464,7 +533,12 @@ impl Analysis<'_> {
             [only] => Some(only.name.clone()),
             _ => None,
         };
-        site.trend = obs.timeline.as_ref().and_then(|t| t.trend(&key));
+        // The timeline follows go statements; an attributed part has none.
+        site.trend = obs
+            .timeline
+            .as_ref()
+            .filter(|_| site.attributed_to.is_none())
+            .and_then(|t| t.trend(&key));
         site.verdict = verdict::judge(obs.mode, &site, &self.policy.thresholds);
         let top = site.blocked_at.as_ref().map(|l| l.function.as_str());
         if site.origin != Origin::Runtime
@@ -621,6 +695,27 @@ fn origin(symbols: &Symbolizer<'_>, created_at: &SourceLocation, entry: &SourceL
     }
 }
 
+/// Sampled attach mode: the standard library's sites with stuck goroutines,
+/// whose goroutines the last census lists one by one, to find those that
+/// run the program's code (a handler blocked forever, an AfterFunc callback).
+pub fn library_sites(census: &CensusResult, symbols: &Symbolizer<'_>) -> HashSet<SiteKey> {
+    census
+        .sites
+        .iter()
+        .filter(|(_, site)| site.stuck > 0)
+        .filter(|(key, _)| {
+            let (Some(created_at), Some(entry)) = (
+                symbols.call_site(key.gopc),
+                symbols.goroutine_entry(key.startpc),
+            ) else {
+                return false;
+            };
+            origin(symbols, &created_at, &entry) == Origin::StandardLibrary
+        })
+        .map(|(key, _)| *key)
+        .collect()
+}
+
 /// Sampled attach mode: the `go` statements (run-time `gopc`) that look like
 /// leaks in a census, to record creation stacks at: the program's own,
 /// with goroutines that stayed blocked since the census before, none of
@@ -683,6 +778,17 @@ fn blocked_for(
         longest_ns: now_ns.saturating_sub(g.wait_since_ns as u64),
         source: TimeSource::Runtime,
     })
+}
+
+/// How long since `since`, and who says so.
+fn blocked_since(since: BlockedSince, now_ns: u64) -> BlockedFor {
+    BlockedFor {
+        longest_ns: now_ns.saturating_sub(since.at_ns()),
+        source: match since {
+            BlockedSince::Census(_) => TimeSource::Sampled,
+            BlockedSince::Runtime(_) => TimeSource::Runtime,
+        },
+    }
 }
 
 /// The location most goroutines share; ties go to the first by file and line.

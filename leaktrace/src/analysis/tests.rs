@@ -161,6 +161,7 @@ fn observation(mode: Mode) -> Observation {
         },
         observed_ns: 10 * SECOND,
         exit_code: None,
+        exiting_goroutine: None,
         snapshot: Some(Snapshot {
             now_ns: NOW,
             ..Default::default()
@@ -501,4 +502,89 @@ fn unreferenced_sync_tickers_are_collected_and_async_ones_always_leak() {
     }
     let report = analyse_with(&obs, &symbols(), &policy());
     assert_eq!(report.tickers[0].verdict, TickerVerdict::Ok);
+}
+
+// testing's `go tRunner(t, f)` in (*T).Run, and a test function's frame.
+const T_RUN_GOPC: u64 = 0xb005;
+const T_RUNNER: u64 = 0xc000;
+const TEST_RET: u64 = 0xd105;
+const T_RUNNER_RET: u64 = 0xc105;
+
+fn test_symbols() -> FakeSymbols {
+    let mut s = symbols();
+    s.call(
+        T_RUN_GOPC,
+        "testing.(*T).Run",
+        "/usr/lib/go/src/testing/testing.go",
+        1700,
+    )
+    .entry(
+        T_RUNNER,
+        "testing.tRunner",
+        "/usr/lib/go/src/testing/testing.go",
+        1600,
+    )
+    .call(TEST_RET, "app.TestStuck", "/src/app/app_test.go", 12)
+    .call(
+        T_RUNNER_RET,
+        "testing.tRunner",
+        "/usr/lib/go/src/testing/testing.go",
+        1650,
+    );
+    s
+}
+
+#[test]
+fn a_test_goroutine_blocked_in_the_test_is_the_tests_leak_and_the_rest_of_its_site_is_not() {
+    let runs_tests = site(T_RUN_GOPC, T_RUNNER);
+    let mut obs = observation(Mode::Run);
+    obs.exit_code = Some(2);
+    // Three tests ran; two finished, one is stuck in its own code.
+    obs.sites = HashMap::from([(runs_tests, counters(3, 2))]);
+    obs.goroutines = HashMap::from([(0xe000, tracked(30, runs_tests))]);
+    let snapshot = obs.snapshot.as_mut().unwrap();
+    snapshot.goroutines = vec![goroutine(0xe000, 30, runs_tests, GStatus::Waiting)];
+    snapshot.current_stacks = HashMap::from([(
+        0xe000,
+        vec![GOPARK_PC, CHANRECV_RET, TEST_RET, T_RUNNER_RET],
+    )]);
+    let report = analyse_with(&obs, &test_symbols(), &policy());
+    let [stuck, finished] = report.goroutines.as_slice() else {
+        panic!("two entries: {:#?}", report.goroutines);
+    };
+    assert_eq!(stuck.verdict, Verdict::Leak);
+    assert_eq!(stuck.origin, Origin::StandardLibrary);
+    assert_eq!(
+        stuck
+            .attributed_to
+            .as_ref()
+            .map(|a| (&a.frame, a.by, a.pattern)),
+        Some((
+            &at("app.TestStuck", "/src/app/app_test.go", 12),
+            crate::report::AttributedBy::Running,
+            Some(crate::report::Pattern::TestGoroutine)
+        ))
+    );
+    assert_eq!(stuck.test.as_deref(), Some("TestStuck"));
+    assert_eq!((stuck.live, stuck.created, stuck.exited), (1, 1, 0));
+    assert_eq!(
+        stuck.blocked_at,
+        Some(at("app.TestStuck", "/src/app/app_test.go", 12)),
+        "past the runtime, in the test"
+    );
+    // The go statement's own entry keeps the tests that finished.
+    assert_eq!(finished.attributed_to, None);
+    assert_eq!(
+        (finished.live, finished.created, finished.exited),
+        (0, 2, 2)
+    );
+    assert_eq!(finished.verdict, Verdict::Ok);
+    assert_eq!(
+        report.tests,
+        [crate::report::TestLeaks {
+            name: "TestStuck".into(),
+            leaked_goroutines: 1,
+            leaking_sites: 1,
+        }]
+    );
 }

@@ -279,9 +279,17 @@ impl std::os::fd::AsRawFd for ExitNotices {
     }
 }
 
+/// A process entering `runtime.exit` (or dying by a signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessExit {
+    pub code: i32,
+    /// The `*g` of the goroutine that called `runtime.exit`, if known.
+    pub exiting_goroutine: Option<u64>,
+}
+
 impl ExitNotices {
-    /// The exit code of the next `runtime.exit` of process `pid`, if any.
-    pub fn next_exit_code(&mut self, pid: u32) -> Option<i32> {
+    /// The next `runtime.exit` of process `pid`, if any.
+    pub fn next_exit(&mut self, pid: u32) -> Option<ProcessExit> {
         while let Some(item) = self.0.next() {
             if item.len() < size_of::<ExitNotice>() {
                 continue;
@@ -289,7 +297,10 @@ impl ExitNotices {
             // SAFETY: the probe wrote an ExitNotice; read_unaligned copes with alignment.
             let notice: ExitNotice = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             if notice.tgid == pid {
-                return Some(notice.code);
+                return Some(ProcessExit {
+                    code: notice.code,
+                    exiting_goroutine: (notice.g != 0).then_some(notice.g),
+                });
             }
         }
         None

@@ -23,7 +23,9 @@ use aya_log::EbpfLogger;
 use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, LOG_LEVEL_DEBUG, LOG_LEVEL_OFF, TimerLayout, global};
 use leaktrace_gobinary::{GoBinary, disasm};
 
-pub use maps::{ExitNotices, Park, Seed, SiteCounts, StackId, TrackedGoroutine, TrackedTicker};
+pub use maps::{
+    ExitNotices, Park, ProcessExit, Seed, SiteCounts, StackId, TrackedGoroutine, TrackedTicker,
+};
 pub use plan::{Placement, PlacementError, ProbePoint};
 
 /// Before Go 1.23: `Ticker{C <-chan Time; r runtimeTimer}`, and

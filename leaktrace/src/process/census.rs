@@ -42,6 +42,9 @@ pub const MAX_SITES: usize = 1 << 16;
 const MAX_IDS: usize = 10;
 /// Blocked goroutines per site whose stacks are unwound, for `blocked at`.
 const MAX_UNWOUND: usize = 8;
+/// Stuck goroutines of the sites asked about ([`Census::follow_each_stuck`])
+/// listed one by one, at most, in one census.
+pub const MAX_STUCK_LISTED: usize = 10_000;
 /// Channel operations of one `select` followed at most.
 const MAX_SUDOGS: usize = 64;
 
@@ -88,6 +91,19 @@ pub struct StoppedAt {
     pub bp: u64,
 }
 
+/// One stuck goroutine of a site whose goroutines are looked at one by one:
+/// the standard library's, to find those running the program's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StuckGoroutine {
+    pub goid: u64,
+    pub stopped_at: StoppedAt,
+    /// It was not there at the first census.
+    pub new: bool,
+    pub status: GStatus,
+    pub wait_reason: u8,
+    pub blocked_since: Option<BlockedSince>,
+}
+
 /// One site's live goroutines at one census.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteCensus {
@@ -107,6 +123,9 @@ pub struct SiteCensus {
     /// Of the channels asked about, those its goroutines are blocked
     /// receiving from (or selecting on), and how many on each.
     pub waiting_on: Vec<(u64, u64)>,
+    /// For the sites asked about: every stuck goroutine (up to
+    /// [`MAX_STUCK_LISTED`] in all).
+    pub stuck_goroutines: Vec<StuckGoroutine>,
 }
 
 /// One census: every site's live goroutines, and the counters since the first.
@@ -149,6 +168,9 @@ pub struct Census {
     /// The last site looked up: neighbours in `allgs` often share one.
     last_site: Option<(SiteKey, u32)>,
     first_ns: Option<u64>,
+    /// Sites whose stuck goroutines the next census lists one by one.
+    follow_each: HashSet<SiteKey>,
+    listed: usize,
 }
 
 impl Census {
@@ -162,7 +184,15 @@ impl Census {
             counts: Vec::new(),
             last_site: None,
             first_ns: None,
+            follow_each: HashSet::new(),
+            listed: 0,
         }
+    }
+
+    /// Has the next census list every stuck goroutine of `sites` (in
+    /// [`SiteCensus::stuck_goroutines`]), to unwind each.
+    pub fn follow_each_stuck(&mut self, sites: HashSet<SiteKey>) {
+        self.follow_each = sites;
     }
 
     /// Reads every goroutine once and compares it with the last census.
@@ -261,6 +291,8 @@ impl Census {
             .map(|(k, c)| (*k, *c))
             .collect();
         result.took = started.elapsed();
+        self.follow_each.clear();
+        self.listed = 0;
         Ok(result)
     }
 
@@ -358,6 +390,7 @@ impl Census {
         let blocked = matches!(g.status, GStatus::Waiting | GStatus::Leaked);
         let fingerprint = fingerprint(g);
         let mut unchanged_since = None;
+        let mut new = !first;
         // Slots grow with the goroutines actually read, not with what a
         // (possibly corrupt) `allgs` length claims.
         if index >= self.slots.len() && index < MAX_SLOTS {
@@ -365,6 +398,7 @@ impl Census {
         }
         match self.slots.get_mut(index) {
             Some(slot) if slot.goid == g.goid => {
+                new = !slot.baseline;
                 if blocked
                     && slot.blocked_since_ms != NOT_BLOCKED
                     && slot.fingerprint == fingerprint
@@ -421,13 +455,30 @@ impl Census {
             unchanged_since.map(|ms| BlockedSince::Census(first_ns + u64::from(ms) * 1_000_000));
         let runtime =
             (g.wait_since_ns > 0).then_some(BlockedSince::Runtime(g.wait_since_ns as u64));
-        let since = [seen, runtime, entry.blocked_since]
+        let own_since = [seen, runtime]
             .into_iter()
             .flatten()
             .min_by_key(|s| s.at_ns());
-        entry.blocked_since = since;
+        entry.blocked_since = [own_since, entry.blocked_since]
+            .into_iter()
+            .flatten()
+            .min_by_key(|s| s.at_ns());
         if unchanged_since.is_some() {
             entry.stuck += 1;
+            if self.listed < MAX_STUCK_LISTED && self.follow_each.contains(&key) {
+                self.listed += 1;
+                entry.stuck_goroutines.push(StuckGoroutine {
+                    goid: g.goid,
+                    stopped_at: StoppedAt {
+                        pc: g.sched_pc,
+                        bp: g.sched_bp,
+                    },
+                    new,
+                    status: g.status,
+                    wait_reason: g.wait_reason,
+                    blocked_since: own_since,
+                });
+            }
         }
         if blocked && entry.stopped_at.len() < MAX_UNWOUND {
             entry.stopped_at.push(StoppedAt {

@@ -165,43 +165,64 @@ const STACKS_SHOWN: usize = 3;
 fn write_site(out: &mut String, site: &SiteReport) {
     let _ = writeln!(
         out,
-        "{}: {} {} [{}]",
+        "{}: {} {} [{}]{}",
         site.verdict.as_str(),
         site.live,
         plural(site.live, "goroutine"),
-        states(site)
+        states(site),
+        what_and_whose(site)
     );
-    let _ = writeln!(
-        out,
-        "{}()\n\t{}",
-        site.entry.function,
-        file_line(&site.entry)
-    );
-    let _ = writeln!(
-        out,
-        "created by {}{}\n\t{}",
-        site.created_at.function,
-        in_goroutines(&site.parent_goids),
-        file_line(&site.created_at)
-    );
-    if let Some(attribution) = &site.attributed_to {
-        let _ = writeln!(out, "{}", attributed(attribution));
+    match &site.attributed_to {
+        // The program's function first, as the top of Go's dump would be.
+        Some(Attribution {
+            frame,
+            by: AttributedBy::Running,
+            ..
+        }) => {
+            let _ = writeln!(out, "{}()\n\t{}", frame.function, file_line(frame));
+            let _ = writeln!(
+                out,
+                "run by {}, created by {}{}\n\t{}",
+                site.entry.function,
+                site.created_at.function,
+                in_goroutines(&site.parent_goids),
+                file_line(&site.created_at)
+            );
+        }
+        attributed => {
+            let _ = writeln!(
+                out,
+                "{}()\n\t{}",
+                site.entry.function,
+                file_line(&site.entry)
+            );
+            let _ = writeln!(
+                out,
+                "created by {}{}\n\t{}",
+                site.created_at.function,
+                in_goroutines(&site.parent_goids),
+                file_line(&site.created_at)
+            );
+            if let Some(attribution) = attributed {
+                let _ = writeln!(
+                    out,
+                    "for the call in {}\n\t{}",
+                    attribution.frame.function,
+                    file_line(&attribution.frame)
+                );
+            }
+        }
     }
     if let Some(at) = &site.blocked_at {
         let _ = writeln!(out, "blocked in {}", frame(at, Path::Full));
     }
-    match (&site.test, site.tests.as_slice()) {
-        (Some(test), _) => {
-            let _ = writeln!(out, "in test {test}");
-        }
-        (None, []) => {}
-        (None, tests) => {
-            let tests: Vec<String> = tests
-                .iter()
-                .map(|t| format!("{} ({})", t.name, t.live))
-                .collect();
-            let _ = writeln!(out, "in tests {}", tests.join(", "));
-        }
+    if site.test.is_none() && !site.tests.is_empty() {
+        let tests: Vec<String> = site
+            .tests
+            .iter()
+            .map(|t| format!("{} ({})", t.name, t.live))
+            .collect();
+        let _ = writeln!(out, "in tests {}", tests.join(", "));
     }
     for ticker in &site.tickers {
         let _ = writeln!(
@@ -247,18 +268,20 @@ fn write_site(out: &mut String, site: &SiteReport) {
     }
 }
 
-/// `for the call at main.go:21 (response body never closed)`: the program's
-/// frame a library goroutine is the program's by.
-fn attributed(attribution: &Attribution) -> String {
-    let what = match attribution.by {
-        AttributedBy::Running => "running",
-        AttributedBy::CreatedFor => "started for",
-    };
-    let pattern = attribution
-        .pattern
-        .map(|p| format!(" ({})", p.describe()))
-        .unwrap_or_default();
-    format!("{what} {}{pattern}", frame(&attribution.frame, Path::Full))
+/// `: response body never closed, in TestFoo`: the recognised pattern and
+/// the test, after the headline.
+fn what_and_whose(site: &SiteReport) -> String {
+    let pattern = site
+        .attributed_to
+        .as_ref()
+        .and_then(|a| a.pattern)
+        .map(|p| p.describe());
+    match (pattern, &site.test) {
+        (Some(pattern), Some(test)) => format!(": {pattern}, in {test}"),
+        (Some(pattern), None) => format!(": {pattern}"),
+        (None, Some(test)) => format!(" in {test}"),
+        (None, None) => String::new(),
+    }
 }
 
 fn write_ticker(out: &mut String, ticker: &TickerSite) {
@@ -436,6 +459,97 @@ mod tests {
     fn short_files_keep_the_package_directory() {
         assert_eq!(short_file("/src/app/cmd/server/main.go"), "server/main.go");
         assert_eq!(short_file("main.go"), "main.go");
+    }
+
+    fn at(function: &str, file: &str, line: u32) -> SourceLocation {
+        SourceLocation {
+            function: function.into(),
+            file: file.into(),
+            line,
+        }
+    }
+
+    /// The test goroutine of TestMutex, blocked in the code under test.
+    fn test_goroutine() -> SiteReport {
+        SiteReport {
+            created_at: at("testing.(*T).Run", "/go/src/testing/testing.go", 2260),
+            entry: at("testing.tRunner", "/go/src/testing/testing.go", 2032),
+            live: 1,
+            created: 1,
+            exited: 0,
+            exited_preexisting: 0,
+            states: [("sync.Mutex.Lock".to_string(), 1)].into(),
+            blocked_for: None,
+            blocked_at: Some(at("app.(*Counter).Incr", "/src/app/counter.go", 16)),
+            stacks: vec![],
+            trend: None,
+            tickers: vec![],
+            origin: crate::report::Origin::StandardLibrary,
+            attributed_to: Some(Attribution {
+                frame: at("app.TestMutex", "/src/app/counter_test.go", 12),
+                by: AttributedBy::Running,
+                pattern: Some(crate::report::Pattern::TestGoroutine),
+            }),
+            test: Some("TestMutex".into()),
+            tests: vec![crate::report::TestCount {
+                name: "TestMutex".into(),
+                live: 1,
+            }],
+            verdict: Verdict::Leak,
+            goids: vec![21],
+            parent_goids: vec![1],
+        }
+    }
+
+    #[test]
+    fn a_library_goroutine_running_the_programs_code_shows_the_programs_frame_first() {
+        let mut out = String::new();
+        write_site(&mut out, &test_goroutine());
+        assert_eq!(
+            out,
+            "leak: 1 goroutine [sync.Mutex.Lock]: the test's own goroutine, in TestMutex\n\
+             app.TestMutex()\n\t/src/app/counter_test.go:12\n\
+             run by testing.tRunner, created by testing.(*T).Run in goroutine 1\n\
+             \t/go/src/testing/testing.go:2260\n\
+             blocked in app.(*Counter).Incr (/src/app/counter.go:16)\n\
+             1 alive, 1 created and 0 exited while observed\n"
+        );
+    }
+
+    #[test]
+    fn a_library_goroutine_working_for_the_program_names_the_call() {
+        let mut site = test_goroutine();
+        site.entry = at(
+            "net/http.(*persistConn).readLoop",
+            "/go/src/net/http/transport.go",
+            2454,
+        );
+        site.created_at = at(
+            "net/http.(*Transport).dialConn",
+            "/go/src/net/http/transport.go",
+            2123,
+        );
+        site.attributed_to = Some(Attribution {
+            frame: at("main.fetch", "/src/app/main.go", 57),
+            by: AttributedBy::CreatedFor,
+            pattern: Some(crate::report::Pattern::ResponseBodyNotClosed),
+        });
+        site.test = None;
+        site.tests = vec![];
+        site.blocked_at = None;
+        let mut out = String::new();
+        write_site(&mut out, &site);
+        assert_eq!(
+            out.lines().take(6).collect::<Vec<_>>(),
+            [
+                "leak: 1 goroutine [sync.Mutex.Lock]: response body never closed",
+                "net/http.(*persistConn).readLoop()",
+                "\t/go/src/net/http/transport.go:2454",
+                "created by net/http.(*Transport).dialConn in goroutine 1",
+                "\t/go/src/net/http/transport.go:2123",
+                "for the call in main.fetch",
+            ]
+        );
     }
 
     #[test]

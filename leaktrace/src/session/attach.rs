@@ -132,7 +132,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
             _ = terminate.recv() => break false,
             _ = liveness.tick() => {
                 tracing.probes.flush_logs();
-                exit_code = exit_code.or_else(|| exit_notices.next_exit_code(pid));
+                exit_code = exit_code.or_else(|| exit_notices.next_exit(pid).map(|e| e.code));
                 if !process::is_alive(pid) { break true }
             }
             _ = &mut next_sample => {
@@ -171,6 +171,8 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         target: target_info(pid, &executable.shown, &tracing.binary),
         observed_ns,
         exit_code,
+        // A process that exits while attached is not read at its exit.
+        exiting_goroutine: None,
         snapshot: end.snapshot,
         ticker_memory: end.ticker_memory,
         timeline: Some(watch.timeline),
@@ -396,6 +398,10 @@ impl Watch {
             heap_tickers(process, &tracing.binary)
         };
         let ticker_channels: HashSet<u64> = ticker_memory.channels.values().copied().collect();
+        // The library's goroutines that may run the program's code are
+        // looked at one by one, once, at the end.
+        let symbolizer = Symbolizer::new(&tracing.binary, process.load_bias());
+        census.follow_each_stuck(analysis::library_sites(last, &symbolizer));
         let mut at_end = false;
         if !target_exited && let Ok(result) = process.take_census(census, &ticker_channels) {
             self.censuses += 1;
@@ -414,6 +420,25 @@ impl Watch {
         } else {
             HashMap::new()
         };
+        let stuck_stacks = last
+            .sites
+            .iter()
+            .filter(|(_, site)| !site.stuck_goroutines.is_empty())
+            .map(|(key, site)| {
+                let stacks = site
+                    .stuck_goroutines
+                    .iter()
+                    .map(|g| {
+                        process::goroutines::unwind(
+                            process.memory(),
+                            g.stopped_at.pc,
+                            g.stopped_at.bp,
+                        )
+                    })
+                    .collect();
+                (*key, stacks)
+            })
+            .collect();
         let events = census_events(&last, &tracing.probes)?;
         Ok(WatchEnd {
             snapshot: None,
@@ -425,6 +450,7 @@ impl Watch {
                 last,
                 at_end,
                 current_stacks,
+                stuck_stacks,
                 creation_stacks: HashMap::new(),
             }),
         })

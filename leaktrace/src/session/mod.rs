@@ -40,6 +40,8 @@ struct Ending {
     target: TargetInfo,
     observed_ns: u64,
     exit_code: Option<i32>,
+    /// `run`: the goroutine that called `runtime.exit`.
+    exiting_goroutine: Option<u64>,
     snapshot: Option<Snapshot>,
     ticker_memory: TickerMemory,
     timeline: Option<Timeline>,
@@ -141,6 +143,7 @@ impl Tracing {
             target: ending.target,
             observed_ns: ending.observed_ns,
             exit_code: ending.exit_code,
+            exiting_goroutine: ending.exiting_goroutine,
             snapshot: ending.snapshot,
             census: ending.sampled,
             sites: ending.sites,

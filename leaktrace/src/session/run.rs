@@ -78,6 +78,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     // The Go program's image, once the trampoline has exec'd it.
     let mut process: Option<Process> = None;
     let mut at_exit: Option<AtExit> = None;
+    let mut exiting_goroutine = None;
     let status: ExitStatus = loop {
         tokio::select! {
             status = child.wait() => {
@@ -88,7 +89,8 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
             }
             guard = notices.readable_mut() => {
                 let mut guard = guard.map_err(|source| Error::io("watching the exit probe", source))?;
-                while guard.get_inner_mut().next_exit_code(pid).is_some() {
+                while let Some(exit) = guard.get_inner_mut().next_exit(pid) {
+                    exiting_goroutine = exit.exiting_goroutine;
                     if process.is_none() {
                         process = open_after_exec(pid, &tracing.binary, &path);
                     }
@@ -103,7 +105,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     };
     let observed_ns = elapsed_ns(started);
     // The notice can still be queued if the process exited as it was sent.
-    if at_exit.is_none() && notices.get_mut().next_exit_code(pid).is_some() {
+    if at_exit.is_none() && notices.get_mut().next_exit(pid).is_some() {
         at_exit = Some(AtExit::default());
     }
     let exit_code = exit_code_of(status);
@@ -120,6 +122,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         target: target_info(pid, &path, &tracing.binary),
         observed_ns,
         exit_code: Some(exit_code),
+        exiting_goroutine,
         snapshot: at_exit.snapshot,
         ticker_memory: at_exit.tickers,
         timeline: None,

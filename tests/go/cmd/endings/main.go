@@ -7,6 +7,8 @@
 //	panic    an unrecovered panic (status 2)
 //	signal   wait to be killed by a signal (prints "ready" first)
 //	crash    with GOTRACEBACK=crash, a panic dumps core: SIGABRT
+//	handler  os.Exit(4) from a goroutine, as a signal handler's does, while
+//	         main waits: that goroutine ends the program, it does not leak
 package main
 
 import (
@@ -35,6 +37,11 @@ func main() {
 		os.Exit(3)
 	case "panic", "crash":
 		panic("the end")
+	case "handler":
+		go func() { // site:endings-exiter
+			os.Exit(4)
+		}()
+		select {}
 	case "signal":
 		fmt.Println("ready")
 		// Asleep, not deadlocked: the runtime would end a program whose

@@ -6,6 +6,10 @@
 //	callbacks      time.AfterFunc (and, Go 1.21+, context.AfterFunc)
 //	               callbacks blocked in this program's code
 //	exec           a command started and never waited for
+//	serve          an HTTP server whose handler blocks forever: prints
+//	               "ready", then on SIGUSR2 sends it 20 requests, one after
+//	               the other, each given up by the client after 30ms; runs
+//	               until killed (for `leaktrace -p`)
 //
 // leaktrace must blame the lines here, not net/http, time, context or os/exec.
 package main
@@ -14,11 +18,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -41,6 +48,8 @@ func main() {
 		callbacks()
 	case "exec":
 		startCommand()
+	case "serve":
+		serve()
 	default:
 		fmt.Fprintln(os.Stderr, "onbehalf: unknown scenario", os.Args[1])
 		os.Exit(2)
@@ -89,4 +98,28 @@ func startCommand() {
 	if err := cmd.Start(); err != nil { // blame:exec
 		panic(err)
 	}
+}
+
+// report is a handler that waits for a result nobody sends.
+func report(w http.ResponseWriter, r *http.Request) {
+	<-never // blame:handler
+}
+
+func serve() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go http.Serve(ln, http.HandlerFunc(report))
+	start := make(chan os.Signal, 1)
+	signal.Notify(start, syscall.SIGUSR2)
+	fmt.Println("ready")
+	<-start
+	client := &http.Client{Timeout: 30 * time.Millisecond}
+	for i := 0; i < 20; i++ {
+		if resp, err := client.Get("http://" + ln.Addr().String()); err == nil {
+			resp.Body.Close()
+		}
+	}
+	select {}
 }
