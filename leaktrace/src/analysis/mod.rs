@@ -378,7 +378,11 @@ impl Analysis<'_> {
             .flatten()
             .collect();
         let (created_at, entry) = self.locations(key);
-        let attribution = (self.origin(&created_at, &entry) == Origin::StandardLibrary)
+        // Coroutines are the program's by their creation stacks, as a whole
+        // (`coroutine_origin`): the program's iterator runs in every one.
+        let from_library = self.origin(&created_at, &entry) == Origin::StandardLibrary
+            && entry.function != COROUTINE_START;
+        let attribution = from_library
             .then(|| attribution::attribute(symbols, &entry, &created_at, &current, &chain))
             .flatten();
         Placement {
@@ -703,17 +707,16 @@ pub fn library_sites(census: &CensusResult, symbols: &Symbolizer<'_>) -> HashSet
         .sites
         .iter()
         .filter(|(_, site)| site.stuck > 0)
-        .filter(|(key, _)| {
-            let (Some(created_at), Some(entry)) = (
-                symbols.call_site(key.gopc),
-                symbols.goroutine_entry(key.startpc),
-            ) else {
-                return false;
-            };
-            origin(symbols, &created_at, &entry) == Origin::StandardLibrary
-        })
+        .filter(|(key, _)| site_origin(**key, symbols) == Some(Origin::StandardLibrary))
         .map(|(key, _)| *key)
         .collect()
+}
+
+/// Who started a site's goroutines, if its PCs symbolize.
+fn site_origin(key: SiteKey, symbols: &Symbolizer<'_>) -> Option<Origin> {
+    let created_at = symbols.call_site(key.gopc)?;
+    let entry = symbols.goroutine_entry(key.startpc)?;
+    Some(origin(symbols, &created_at, &entry))
 }
 
 /// Sampled attach mode: the `go` statements (run-time `gopc`) that look like
@@ -732,15 +735,7 @@ pub fn suspects(census: &CensusResult, symbols: &Symbolizer<'_>) -> Vec<u64> {
                 .get(key)
                 .is_none_or(|c| c.exited == 0 && c.exited_preexisting == 0)
         })
-        .filter(|(key, _)| {
-            let (Some(created_at), Some(entry)) = (
-                symbols.call_site(key.gopc),
-                symbols.goroutine_entry(key.startpc),
-            ) else {
-                return false;
-            };
-            origin(symbols, &created_at, &entry) == Origin::Program
-        })
+        .filter(|(key, _)| site_origin(**key, symbols) == Some(Origin::Program))
         .map(|(key, _)| key.gopc)
         .collect();
     gopcs.sort_unstable();

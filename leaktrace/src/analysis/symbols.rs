@@ -4,7 +4,7 @@
 
 use std::{cell::RefCell, collections::HashMap};
 
-use leaktrace_gobinary::{GoBinary, SourceLocation, is_runtime_function};
+use leaktrace_gobinary::{GoBinary, SourceLocation};
 
 /// Symbol lookups on a Go binary, by link-time PC.
 pub trait Symbols {
@@ -99,14 +99,6 @@ impl<'a> Symbolizer<'a> {
     pub fn is_wrapper(&self, pc: u64) -> bool {
         self.symbols
             .is_wrapper(pc.wrapping_sub(self.load_bias).wrapping_sub(1))
-    }
-
-    /// The first return address in `stack` whose function is not the runtime's.
-    pub fn first_outside_runtime(&self, stack: &[u64]) -> Option<u64> {
-        stack.iter().copied().find(|&pc| {
-            self.call_site(pc)
-                .is_some_and(|l| !is_runtime_function(&l.function))
-        })
     }
 
     /// The frames of a stack of return addresses, innermost first, with
