@@ -570,6 +570,66 @@ fn a_handler_blocked_forever_is_blamed_on_the_handler() {
     }
 }
 
+#[test]
+fn unclosed_response_bodies_in_a_running_service_are_a_leak() {
+    if !privileged("unclosed_response_bodies_in_a_running_service_are_a_leak") {
+        return;
+    }
+    const REQUESTS: u64 = 10;
+    let line = leaktrace_e2e::blame_line("cmd/onbehalf/main.go", "leaky-client");
+    for version in go_versions() {
+        let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
+        for observing in Observing::BOTH {
+            let mut client = Command::new(build(&version, "./cmd/onbehalf", &[]));
+            client.arg("client");
+            let service = Service::spawn(client);
+            let report_file = report_path(&format!("client-{version}-{}", observing.name()));
+            let mut args = vec!["--duration", "2.5s", "--stuck-after", "200ms"];
+            args.extend(observing.flags());
+            let tracer = attach(service.pid(), &args, &report_file);
+            // Ten GETs, none of whose bodies is closed.
+            service.signal(libc::SIGUSR2);
+            let (report, _) = finish(tracer, &report_file);
+            let ctx = format!("go{version} {}", observing.name());
+            let sites = report["goroutines"].as_array().unwrap();
+            let connection = |entry: &str| {
+                sites
+                    .iter()
+                    .find(|s| {
+                        s["entry"]["function"] == entry
+                            && s["attributed_to"]["pattern"] == "response_body_not_closed"
+                    })
+                    .unwrap_or_else(|| panic!("{ctx}: no unclosed {entry}: {report:#}"))
+            };
+            // --exact records the creation stacks that lead to the request's
+            // line; sampled mode tells the state from the stacks alone, and
+            // pairs a writeLoop with its readLoop by parent (Go 1.21+).
+            let mut expected = vec!["net/http.(*persistConn).readLoop"];
+            if observing == Observing::Exact || minor >= 21 {
+                expected.push("net/http.(*persistConn).writeLoop");
+            }
+            for entry in &expected {
+                let site = connection(entry);
+                assert_eq!(
+                    (&site["live"], &site["created"], &site["verdict"]),
+                    (&REQUESTS.into(), &REQUESTS.into(), &"leak".into()),
+                    "{ctx}: {site:#}"
+                );
+                let frame = &site["attributed_to"]["frame"];
+                match observing {
+                    Observing::Exact => {
+                        assert_eq!(frame["function"], "main.leakyClient", "{ctx}: {site:#}");
+                        assert_eq!(frame["line"], line, "{ctx}: {site:#}");
+                    }
+                    Observing::Sampled => assert!(frame.is_null(), "{ctx}: {site:#}"),
+                }
+            }
+            let leaks = sites.iter().filter(|s| s["verdict"] == "leak").count();
+            assert_eq!(leaks, expected.len(), "{ctx}: {report:#}");
+        }
+    }
+}
+
 fn blamed_handler() -> leaktrace_e2e::Blamed {
     leaktrace_e2e::Blamed {
         file: "cmd/onbehalf/main.go",

@@ -66,12 +66,12 @@ pub fn attribute(
     let running = current.iter().rposition(|f| is_programs(symbols, f));
     if let Some(outermost) = running.filter(|_| !waiting_on_testing) {
         return Some(Attribution {
-            frame: current[outermost].clone(),
+            frame: Some(current[outermost].clone()),
             by: AttributedBy::Running,
             pattern: running_pattern(entry, created_at),
         });
     }
-    let frame = chain.iter().find(|f| is_programs(symbols, f))?;
+    let frame = chain.iter().find(|f| is_programs(symbols, f));
     let pattern = if entry.function == READ_LOOP {
         // Waiting in readLoop's own select: for the body to be read to EOF
         // or closed. An idle connection waits for the next response instead,
@@ -82,18 +82,21 @@ pub fn attribute(
             Pattern::IdleConnection
         })
     } else if entry.function == WRITE_LOOP {
-        // Its readLoop tells (see `with_unclosed_body`).
+        // Its readLoop tells (see `is_write_loop`).
         Some(Pattern::IdleConnection)
     } else if created_at.function.starts_with("os/exec.(*Cmd).Start") {
         Some(Pattern::CommandNotWaited)
     } else {
         None
     };
-    Some(Attribution {
-        frame: frame.clone(),
+    let attribution = Attribution {
+        frame: frame.cloned(),
         by: AttributedBy::CreatedFor,
         pattern,
-    })
+    };
+    // Without the program's frame, only a state that is the program's
+    // either way is worth an entry of its own.
+    (frame.is_some() || attribution.is_programs()).then_some(attribution)
 }
 
 /// What the library goroutine running the program's code is, by where it
@@ -123,17 +126,11 @@ pub fn is_unclosed_read_loop(entry: &SourceLocation, attribution: Option<&Attrib
         && attribution.is_some_and(|a| a.pattern == Some(Pattern::ResponseBodyNotClosed))
 }
 
-/// A `writeLoop`'s attribution once its sibling `readLoop` is known to wait
-/// for an unclosed body: `None` if it is not a `writeLoop`.
-pub fn with_unclosed_body(
-    entry: &SourceLocation,
-    attribution: Option<&Attribution>,
-) -> Option<Attribution> {
-    let attribution = attribution.filter(|_| entry.function == WRITE_LOOP)?;
-    Some(Attribution {
-        pattern: Some(Pattern::ResponseBodyNotClosed),
-        ..attribution.clone()
-    })
+/// Whether a goroutine is a connection's `writeLoop`, which takes the
+/// attribution of its sibling `readLoop` (same parent) when that one waits
+/// for an unclosed body.
+pub fn is_write_loop(entry: &SourceLocation) -> bool {
+    entry.function == WRITE_LOOP
 }
 
 /// The test function among `frames` (innermost first): the outermost of the
@@ -236,7 +233,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(attribution.frame, current[3]);
+        assert_eq!(attribution.frame.as_ref(), Some(&current[3]));
         assert_eq!(attribution.by, AttributedBy::Running);
         assert_eq!(attribution.pattern, Some(Pattern::TestGoroutine));
         assert!(attribution.is_programs());
@@ -319,8 +316,9 @@ mod tests {
         let idle_read = attribute(&s, &read_loop, &dial, &idle, &chain);
         assert!(is_unclosed_read_loop(&read_loop, leaked_read.as_ref()));
         assert!(!is_unclosed_read_loop(&read_loop, idle_read.as_ref()));
-        let leaked_write = with_unclosed_body(&write_loop, write.as_ref());
-        assert_eq!(with_unclosed_body(&read_loop, idle_read.as_ref()), None);
+        assert!(is_write_loop(&write_loop) && !is_write_loop(&read_loop));
+        // The writeLoop of the unclosed body's connection takes its readLoop's.
+        let leaked_write = leaked_read.clone();
         for (attribution, pattern) in [
             (&leaked_read, Pattern::ResponseBodyNotClosed),
             (&leaked_write, Pattern::ResponseBodyNotClosed),
@@ -328,7 +326,11 @@ mod tests {
             (&write, Pattern::IdleConnection),
         ] {
             let attribution = attribution.as_ref().unwrap();
-            assert_eq!(attribution.frame, chain[5], "the request's line");
+            assert_eq!(
+                attribution.frame.as_ref(),
+                Some(&chain[5]),
+                "the request's line"
+            );
             assert_eq!(attribution.by, AttributedBy::CreatedFor);
             assert_eq!(attribution.pattern, Some(pattern));
             assert_eq!(
@@ -336,5 +338,13 @@ mod tests {
                 pattern == Pattern::ResponseBodyNotClosed
             );
         }
+        // Without creation stacks (sampled attach mode): the unclosed body
+        // is still the program's, at a call not known; an idle connection
+        // stays the library's.
+        let unknown_call = attribute(&s, &read_loop, &dial, &waiting_for_body, &[]).unwrap();
+        assert_eq!(unknown_call.frame, None);
+        assert_eq!(unknown_call.pattern, Some(Pattern::ResponseBodyNotClosed));
+        assert!(unknown_call.is_programs());
+        assert_eq!(attribute(&s, &read_loop, &dial, &idle, &[]), None);
     }
 }

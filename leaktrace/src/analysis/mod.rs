@@ -278,17 +278,13 @@ impl Analysis<'_> {
                     })
             })
             .collect();
-        // A connection's writeLoop leaks with its readLoop (same parent).
-        let unclosed: BTreeSet<u64> = snapshot
-            .goroutines
-            .iter()
-            .zip(&placed)
-            .filter(|&(_, &p)| {
-                let p = &placements[p];
-                attribution::is_unclosed_read_loop(&p.entry, p.attribution.as_ref())
-            })
-            .filter_map(|(g, _)| parent_of(g))
-            .collect();
+        let unclosed = unclosed_connections(
+            snapshot
+                .goroutines
+                .iter()
+                .zip(&placed)
+                .map(|(g, &p)| (parent_of(g), &placements[p])),
+        );
         let mut upgraded = HashMap::new();
         for (g, &placement) in snapshot.goroutines.iter().zip(&placed) {
             if obs.exiting_goroutine == Some(g.g) {
@@ -296,17 +292,20 @@ impl Analysis<'_> {
                 site.exited += 1;
                 continue;
             }
-            let placement = if parent_of(g).is_some_and(|p| unclosed.contains(&p)) {
-                let p = &placements[placement];
-                match attribution::with_unclosed_body(&p.entry, p.attribution.as_ref()) {
-                    Some(attribution) => upgraded.entry(placement).or_insert_with(|| Placement {
-                        attribution: Some(attribution),
-                        ..p.clone()
-                    }),
-                    None => p,
+            let p = &placements[placement];
+            let read_loop = parent_of(g)
+                .and_then(|parent| unclosed.get(&parent))
+                .filter(|_| attribution::is_write_loop(&p.entry));
+            let placement = match read_loop {
+                Some(attribution) => {
+                    upgraded
+                        .entry((placement, attribution))
+                        .or_insert_with(|| Placement {
+                            attribution: Some((*attribution).clone()),
+                            ..p.clone()
+                        })
                 }
-            } else {
-                &placements[placement]
+                None => p,
             };
             let tracked = tracked_of(g);
             let blocked = blocked_for(g, tracked, snapshot.now_ns);
@@ -399,6 +398,36 @@ impl Analysis<'_> {
         let ticker_of_channel = self.ticker_of_channel();
         let now_ns = sampled.last.now_ns;
         let symbols = self.symbols.symbols();
+        // The library's stuck goroutines, placed once per distinct stack; the
+        // connections' goroutines are paired across their two sites.
+        let mut placements: HashMap<(SiteKey, &[u64]), Placement> = HashMap::new();
+        for (&key, stacks) in &sampled.stuck_stacks {
+            for stack in stacks {
+                placements
+                    .entry((key, stack.as_slice()))
+                    .or_insert_with(|| self.place(key, stack, None, None));
+            }
+        }
+        let stuck: HashMap<SiteKey, Vec<(&StuckGoroutine, &Placement)>> = sampled
+            .stuck_stacks
+            .iter()
+            .filter_map(|(&key, stacks)| {
+                let census = sampled.last.sites.get(&key)?;
+                let placed = census
+                    .stuck_goroutines
+                    .iter()
+                    .zip(stacks)
+                    .map(|(g, stack)| (g, &placements[&(key, stack.as_slice())]))
+                    .collect();
+                Some((key, placed))
+            })
+            .collect();
+        let unclosed = unclosed_connections(
+            stuck
+                .values()
+                .flatten()
+                .map(|&(g, placement)| (g.parent_goid, placement)),
+        );
         for (&key, census) in &sampled.last.sites {
             let (site, tally) = self.site(by_site, GroupKey::plain(key));
             site.live = census.live;
@@ -433,8 +462,8 @@ impl Analysis<'_> {
                 *waiting += count;
                 sites.push(key);
             }
-            if let Some(stacks) = sampled.stuck_stacks.get(&key) {
-                self.attribute_stuck(key, &census.stuck_goroutines, stacks, now_ns, by_site);
+            if let Some(stuck) = stuck.get(&key) {
+                self.attribute_stuck(key, stuck, &unclosed, now_ns, by_site);
             }
         }
     }
@@ -445,18 +474,22 @@ impl Analysis<'_> {
     fn attribute_stuck(
         &self,
         key: SiteKey,
-        stuck: &[StuckGoroutine],
-        stacks: &[Vec<u64>],
+        stuck: &[(&StuckGoroutine, &Placement)],
+        unclosed: &HashMap<u64, &Attribution>,
         now_ns: u64,
         by_site: &mut Groups,
     ) {
-        let mut placements: HashMap<&[u64], Placement> = HashMap::new();
-        for (g, stack) in stuck.iter().zip(stacks) {
-            let placement = placements
-                .entry(stack.as_slice())
-                .or_insert_with(|| self.place(key, stack, None, None));
-            let Some(attribution) = placement.attribution.clone().filter(|a| a.is_programs())
-            else {
+        for &(g, placement) in stuck {
+            // A connection's writeLoop goes with its readLoop, if that one
+            // waits for an unclosed body.
+            let attribution = g
+                .parent_goid
+                .and_then(|parent| unclosed.get(&parent).copied())
+                .filter(|_| attribution::is_write_loop(&placement.entry))
+                .or(placement.attribution.as_ref())
+                .filter(|a| a.is_programs())
+                .cloned();
+            let Some(attribution) = attribution else {
                 continue;
             };
             let state = self.status_name(g.status, g.wait_reason);
@@ -488,6 +521,7 @@ impl Analysis<'_> {
                 g.blocked_since.map(|since| blocked_since(since, now_ns)),
             );
             site.goids.push(g.goid);
+            tally.parents.extend(g.parent_goid);
             if let Some(at) = &placement.blocked_in {
                 *tally.blocked_at.entry(at.clone()).or_default() += 1;
             }
@@ -775,6 +809,18 @@ fn blocked_for(
     })
 }
 
+/// The attribution of each connection's `readLoop` waiting for an unclosed
+/// body, by parent goroutine (its `dialConn`'s, which started the
+/// connection's `writeLoop` too).
+fn unclosed_connections<'p>(
+    goroutines: impl Iterator<Item = (Option<u64>, &'p Placement)>,
+) -> HashMap<u64, &'p Attribution> {
+    goroutines
+        .filter(|(_, p)| attribution::is_unclosed_read_loop(&p.entry, p.attribution.as_ref()))
+        .filter_map(|(parent, p)| Some((parent?, p.attribution.as_ref()?)))
+        .collect()
+}
+
 /// How long since `since`, and who says so.
 fn blocked_since(since: BlockedSince, now_ns: u64) -> BlockedFor {
     BlockedFor {
@@ -801,7 +847,8 @@ fn most_common(counts: HashMap<SourceLocation, u64>) -> Option<SourceLocation> {
 fn attributed_line(site: &SiteReport) -> Option<(&str, u32)> {
     site.attributed_to
         .as_ref()
-        .map(|a| (a.frame.file.as_str(), a.frame.line))
+        .and_then(|a| a.frame.as_ref())
+        .map(|frame| (frame.file.as_str(), frame.line))
 }
 
 /// Per test function: the goroutines and sites it leaked, most first.

@@ -560,7 +560,7 @@ fn a_test_goroutine_blocked_in_the_test_is_the_tests_leak_and_the_rest_of_its_si
             .as_ref()
             .map(|a| (&a.frame, a.by, a.pattern)),
         Some((
-            &at("app.TestStuck", "/src/app/app_test.go", 12),
+            &Some(at("app.TestStuck", "/src/app/app_test.go", 12)),
             crate::report::AttributedBy::Running,
             Some(crate::report::Pattern::TestGoroutine)
         ))

@@ -96,6 +96,8 @@ pub struct StoppedAt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StuckGoroutine {
     pub goid: u64,
+    /// Go 1.21+.
+    pub parent_goid: Option<u64>,
     pub stopped_at: StoppedAt,
     /// It was not there at the first census.
     pub new: bool,
@@ -469,6 +471,7 @@ impl Census {
                 self.listed += 1;
                 entry.stuck_goroutines.push(StuckGoroutine {
                     goid: g.goid,
+                    parent_goid: g.parent_goid.filter(|&p| p != 0),
                     stopped_at: StoppedAt {
                         pc: g.sched_pc,
                         bp: g.sched_bp,

@@ -175,7 +175,7 @@ fn write_site(out: &mut String, site: &SiteReport) {
     match &site.attributed_to {
         // The program's function first, as the top of Go's dump would be.
         Some(Attribution {
-            frame,
+            frame: Some(frame),
             by: AttributedBy::Running,
             ..
         }) => {
@@ -203,13 +203,22 @@ fn write_site(out: &mut String, site: &SiteReport) {
                 in_goroutines(&site.parent_goids),
                 file_line(&site.created_at)
             );
-            if let Some(attribution) = attributed {
-                let _ = writeln!(
-                    out,
-                    "for the call in {}\n\t{}",
-                    attribution.frame.function,
-                    file_line(&attribution.frame)
-                );
+            match attributed.as_ref().map(|a| &a.frame) {
+                Some(Some(call)) => {
+                    let _ = writeln!(
+                        out,
+                        "for the call in {}\n\t{}",
+                        call.function,
+                        file_line(call)
+                    );
+                }
+                Some(None) => {
+                    let _ = writeln!(
+                        out,
+                        "for a call of the program not known here: no creation stacks were recorded (-p --exact and run record them)"
+                    );
+                }
+                None => {}
             }
         }
     }
@@ -486,7 +495,7 @@ mod tests {
             tickers: vec![],
             origin: crate::report::Origin::StandardLibrary,
             attributed_to: Some(Attribution {
-                frame: at("app.TestMutex", "/src/app/counter_test.go", 12),
+                frame: Some(at("app.TestMutex", "/src/app/counter_test.go", 12)),
                 by: AttributedBy::Running,
                 pattern: Some(crate::report::Pattern::TestGoroutine),
             }),
@@ -530,7 +539,7 @@ mod tests {
             2123,
         );
         site.attributed_to = Some(Attribution {
-            frame: at("main.fetch", "/src/app/main.go", 57),
+            frame: Some(at("main.fetch", "/src/app/main.go", 57)),
             by: AttributedBy::CreatedFor,
             pattern: Some(crate::report::Pattern::ResponseBodyNotClosed),
         });

@@ -92,7 +92,10 @@ impl Pattern {
 /// attributed to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Attribution {
-    pub frame: SourceLocation,
+    /// `None`: a recognised pattern that is the program's, whose call is not
+    /// known because no creation stacks were recorded for these goroutines
+    /// (sampled attach mode, `--no-stacks`).
+    pub frame: Option<SourceLocation>,
     pub by: AttributedBy,
     pub pattern: Option<Pattern>,
 }

@@ -10,6 +10,8 @@
 //	               "ready", then on SIGUSR2 sends it 20 requests, one after
 //	               the other, each given up by the client after 30ms; runs
 //	               until killed (for `leaktrace -p`)
+//	client         prints "ready", then on SIGUSR2 sends ten GETs whose
+//	               bodies it never closes; runs until killed
 //
 // leaktrace must blame the lines here, not net/http, time, context or os/exec.
 package main
@@ -50,6 +52,8 @@ func main() {
 		startCommand()
 	case "serve":
 		serve()
+	case "client":
+		leakyClient()
 	default:
 		fmt.Fprintln(os.Stderr, "onbehalf: unknown scenario", os.Args[1])
 		os.Exit(2)
@@ -119,6 +123,23 @@ func serve() {
 	for i := 0; i < 20; i++ {
 		if resp, err := client.Get("http://" + ln.Addr().String()); err == nil {
 			resp.Body.Close()
+		}
+	}
+	select {}
+}
+
+func leakyClient() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "hello")
+	}))
+	client := &http.Client{Transport: &http.Transport{}}
+	start := make(chan os.Signal, 1)
+	signal.Notify(start, syscall.SIGUSR2)
+	fmt.Println("ready")
+	<-start
+	for i := 0; i < 10; i++ {
+		if _, err := client.Get(server.URL); err != nil { // blame:leaky-client
+			panic(err)
 		}
 	}
 	select {}
