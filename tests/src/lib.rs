@@ -157,6 +157,39 @@ pub fn leaktrace_bin() -> PathBuf {
     path
 }
 
+/// The minor release of a Go version such as `1.23`.
+pub fn go_minor(version: &str) -> u32 {
+    version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("not a Go version 1.N: {version}"))
+}
+
+/// `go test -exec 'leaktrace run --fail-on-leak --json -o REPORT --' FLAGS
+/// PACKAGE` with Go `version`: its output and leaktrace's report.
+pub fn go_test_traced(version: &str, package: &str, flags: &[&str]) -> (Output, Value) {
+    let report = report_path(&format!("gotest-{version}-{package}"));
+    let exec = format!(
+        "{} run --fail-on-leak --json -o {} --",
+        leaktrace_bin().display(),
+        report.display()
+    );
+    let output = go(version)
+        .args(["test", "-count=1", "-exec", &exec])
+        .args(flags)
+        .arg(package)
+        .output()
+        .expect("run go test");
+    let json = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!(
+            "go{version} {package}: no report ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    (output, serde_json::from_str(&json).expect("JSON report"))
+}
+
 pub fn leaktrace() -> Command {
     Command::new(leaktrace_bin())
 }

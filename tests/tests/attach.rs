@@ -542,17 +542,8 @@ fn a_handler_blocked_forever_is_blamed_on_the_handler() {
     }
     for version in go_versions() {
         for observing in Observing::BOTH {
-            let mut serve = Command::new(build(&version, "./cmd/onbehalf", &[]));
-            serve.arg("serve");
-            let service = Service::spawn(serve);
-            let report_file = report_path(&format!("handler-{version}-{}", observing.name()));
-            let mut args = vec!["--duration", "2.5s", "--stuck-after", "200ms"];
-            args.extend(observing.flags());
-            let tracer = attach(service.pid(), &args, &report_file);
-            // 20 requests over one second, each left in the handler.
-            service.signal(libc::SIGUSR2);
-            let (report, _) = finish(tracer, &report_file);
-            let ctx = format!("go{version} {}", observing.name());
+            // 20 requests, each left in the handler.
+            let (report, ctx) = observe_on_behalf(&version, "serve", observing);
             // net/http's goroutine per connection runs the program's handler:
             // the program's leak, at the handler's line, and the only one.
             leaktrace_e2e::assert_blamed(&report, &blamed_handler(), &ctx);
@@ -578,19 +569,10 @@ fn unclosed_response_bodies_in_a_running_service_are_a_leak() {
     const REQUESTS: u64 = 10;
     let line = leaktrace_e2e::blame_line("cmd/onbehalf/main.go", "leaky-client");
     for version in go_versions() {
-        let minor: u32 = version.split('.').nth(1).unwrap().parse().unwrap();
+        let minor = leaktrace_e2e::go_minor(&version);
         for observing in Observing::BOTH {
-            let mut client = Command::new(build(&version, "./cmd/onbehalf", &[]));
-            client.arg("client");
-            let service = Service::spawn(client);
-            let report_file = report_path(&format!("client-{version}-{}", observing.name()));
-            let mut args = vec!["--duration", "2.5s", "--stuck-after", "200ms"];
-            args.extend(observing.flags());
-            let tracer = attach(service.pid(), &args, &report_file);
             // Ten GETs, none of whose bodies is closed.
-            service.signal(libc::SIGUSR2);
-            let (report, _) = finish(tracer, &report_file);
-            let ctx = format!("go{version} {}", observing.name());
+            let (report, ctx) = observe_on_behalf(&version, "client", observing);
             let sites = report["goroutines"].as_array().unwrap();
             let connection = |entry: &str| {
                 sites
@@ -628,6 +610,22 @@ fn unclosed_response_bodies_in_a_running_service_are_a_leak() {
             assert_eq!(leaks, expected.len(), "{ctx}: {report:#}");
         }
     }
+}
+
+/// Runs `onbehalf SCENARIO`, attaches for 2.5 s, and sends SIGUSR2 to
+/// start its leaks once attached; the report and a context for messages.
+fn observe_on_behalf(version: &str, scenario: &str, observing: Observing) -> (Value, String) {
+    let mut command = Command::new(build(version, "./cmd/onbehalf", &[]));
+    command.arg(scenario);
+    let service = Service::spawn(command);
+    let ctx = format!("go{version} {scenario} {}", observing.name());
+    let report_file = report_path(&ctx);
+    let mut args = vec!["--duration", "2.5s", "--stuck-after", "200ms"];
+    args.extend(observing.flags());
+    let tracer = attach(service.pid(), &args, &report_file);
+    service.signal(libc::SIGUSR2);
+    let (report, _) = finish(tracer, &report_file);
+    (report, ctx)
 }
 
 fn blamed_handler() -> leaktrace_e2e::Blamed {

@@ -5,53 +5,19 @@
 //! under t.Parallel. Every Go toolchain, real probes, exact facts.
 
 use leaktrace_e2e::{
-    Blamed, Site, assert_report, blame_line, build, go, go_versions, leaktrace, leaktrace_bin,
-    privileged, report_path, tagged_line,
+    Blamed, Site, assert_report, blame_line, build, go_minor, go_test_traced, go_versions,
+    leaktrace, privileged, report_path, tagged_line,
 };
 use serde_json::Value;
-
-fn minor(version: &str) -> u32 {
-    version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .expect("go version 1.N")
-}
 
 /// The wait reason of a goroutine blocked in package sync: its own name
 /// from the release that added it, `semacquire` before.
 fn sync_wait(version: &str, since_minor: u32, name: &'static str) -> &'static str {
-    if minor(version) >= since_minor {
+    if go_minor(version) >= since_minor {
         name
     } else {
         "semacquire"
     }
-}
-
-/// `go test -exec 'leaktrace run --fail-on-leak --json -o REPORT --' PACKAGE`.
-fn go_test(version: &str, package: &str, flags: &[&str]) -> (std::process::Output, Value) {
-    let report = report_path(&format!(
-        "attribution-{version}-{}",
-        package.replace('/', "-")
-    ));
-    let exec = format!(
-        "{} run --fail-on-leak --json -o {} --",
-        leaktrace_bin().display(),
-        report.display()
-    );
-    let output = go(version)
-        .args(["test", "-count=1", "-exec", &exec])
-        .args(flags)
-        .arg(package)
-        .output()
-        .expect("run go test");
-    let json = std::fs::read_to_string(&report).unwrap_or_else(|e| {
-        panic!(
-            "go{version} {package}: no report ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    });
-    (output, serde_json::from_str(&json).expect("JSON report"))
 }
 
 /// `leaktrace run --fail-on-leak --json -o REPORT -- onbehalf SCENARIO`.
@@ -117,7 +83,7 @@ fn a_test_goroutine_that_deadlocks_is_blamed_on_its_test_and_line() {
     for version in go_versions() {
         let ctx = format!("go{version} gotest/deadlock");
         // Four parallel tests deadlock at once; -timeout ends the binary.
-        let (output, report) = go_test(
+        let (output, report) = go_test_traced(
             &version,
             "./gotest/deadlock",
             &["-timeout=3s", "-parallel=8"],
@@ -208,7 +174,7 @@ fn of_parallel_tests_the_one_that_leaked_is_named() {
     }
     for version in go_versions() {
         let ctx = format!("go{version} gotest/parallel");
-        let (output, report) = go_test(&version, "./gotest/parallel", &["-parallel=8"]);
+        let (output, report) = go_test_traced(&version, "./gotest/parallel", &["-parallel=8"]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(!output.status.success(), "{ctx}: must fail: {stdout}");
         assert_report(
@@ -340,7 +306,7 @@ fn after_func_callbacks_blocked_in_program_code_are_the_programs_leak() {
             test: None,
         }];
         // context.AfterFunc is Go 1.21+.
-        if minor(&version) >= 21 {
+        if go_minor(&version) >= 21 {
             blamed.push(Blamed {
                 file: "cmd/onbehalf/main.go",
                 marker: "context-callback",
@@ -379,7 +345,7 @@ fn a_command_never_waited_for_is_a_leak_at_its_start() {
         let (output, report) = on_behalf(&version, "exec");
         assert_eq!(output.status.code(), Some(LEAK_EXIT), "{ctx}");
         // The goroutine copying the command's stdout into the buffer.
-        let entry = if minor(&version) >= 20 {
+        let entry = if go_minor(&version) >= 20 {
             "os/exec.(*Cmd).Start.func2"
         } else {
             "os/exec.(*Cmd).Start.func1"

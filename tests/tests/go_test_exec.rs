@@ -2,27 +2,7 @@
 //! packages (tests/go/gotest) and every installed Go toolchain. Test binaries
 //! are linked without DWARF or symbols, so this also covers stripped binaries.
 
-use leaktrace_e2e::{Site, assert_sites, go, go_versions, leaktrace_bin, privileged, report_path};
-
-fn go_test(version: &str, package: &str) -> (std::process::Output, serde_json::Value) {
-    let report = report_path(&format!("gotest-{version}-{package}"));
-    let exec = format!(
-        "{} run --fail-on-leak --json -o {} --",
-        leaktrace_bin().display(),
-        report.display()
-    );
-    let output = go(version)
-        .args(["test", "-count=1", "-exec", &exec, package])
-        .output()
-        .expect("run go test");
-    let json = std::fs::read_to_string(&report).unwrap_or_else(|e| {
-        panic!(
-            "go{version} {package}: no report ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    });
-    (output, serde_json::from_str(&json).expect("JSON report"))
-}
+use leaktrace_e2e::{Site, assert_sites, go_test_traced, go_versions, privileged};
 
 #[test]
 fn go_test_exec_fails_a_package_that_leaks() {
@@ -30,7 +10,7 @@ fn go_test_exec_fails_a_package_that_leaks() {
         return;
     }
     for version in go_versions() {
-        let (output, report) = go_test(&version, "./gotest/leaky");
+        let (output, report) = go_test_traced(&version, "./gotest/leaky", &[]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             !output.status.success(),
@@ -76,7 +56,7 @@ fn go_test_exec_passes_a_package_that_does_not_leak() {
         return;
     }
     for version in go_versions() {
-        let (output, report) = go_test(&version, "./gotest/clean");
+        let (output, report) = go_test_traced(&version, "./gotest/clean", &[]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),

@@ -12,7 +12,9 @@
 
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 
-use leaktrace_e2e::{go_binary, go_versions, leaktrace, privileged, report_path, workspace_root};
+use leaktrace_e2e::{
+    go_binary, go_minor, go_versions, leaktrace, privileged, report_path, workspace_root,
+};
 
 /// Case → the functions its leaked goroutines start in, as
 /// `runtime/goroutineleakprofile_test.go` expects them (strict cases of
@@ -48,14 +50,6 @@ const CASES: &[(&str, &[&str])] = &[
     ),
     ("Timeout", &["main.timeout.func1"]),
 ];
-
-fn minor(version: &str) -> u32 {
-    version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .expect("go version 1.N")
-}
 
 /// The cases Go `version`'s corpus registers (`register("Name", ...)`):
 /// later releases add some.
@@ -111,7 +105,7 @@ fn build_corpus(version: &str) -> PathBuf {
         .arg(&out)
         .arg(".");
     // Go 1.26 has the profile only as an experiment; the programs need it.
-    if minor(version) == 26 {
+    if go_minor(version) == 26 {
         go.env("GOEXPERIMENT", "goroutineleakprofile");
     }
     assert!(
@@ -128,7 +122,7 @@ fn verdicts_agree_with_the_go_runtimes_leak_profile_tests() {
     }
     let versions: Vec<String> = go_versions()
         .into_iter()
-        .filter(|v| minor(v) >= 26)
+        .filter(|v| go_minor(v) >= 26)
         .collect();
     assert!(
         !versions.is_empty(),
