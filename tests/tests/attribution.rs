@@ -209,6 +209,63 @@ fn of_parallel_tests_the_one_that_leaked_is_named() {
     }
 }
 
+#[test]
+fn a_goroutine_whose_creation_chain_misses_the_test_inherits_it_from_live_ancestors() {
+    if !privileged(
+        "a_goroutine_whose_creation_chain_misses_the_test_inherits_it_from_live_ancestors",
+    ) {
+        return;
+    }
+    const TEST: &str = "gotest/lineage/lineage_test.go";
+    let generation = |marker: &'static str, created_by: &'static str, entry: &'static str| Site {
+        file: TEST,
+        marker,
+        created_by,
+        entry,
+        live: 1,
+        created: 1,
+        exited: 0,
+        states: &[("chan receive", 1)],
+        verdict: "leak",
+    };
+    for version in go_versions() {
+        let ctx = format!("go{version} gotest/lineage");
+        let (output, report) = go_test_traced(&version, "./gotest/lineage", &[]);
+        assert!(!output.status.success(), "{ctx}: must fail");
+        assert_report(
+            &report,
+            &[
+                generation(
+                    "manager",
+                    "leaktrace.test/targets/gotest/lineage.TestLineage",
+                    "leaktrace.test/targets/gotest/lineage.manage",
+                ),
+                generation(
+                    "dispatcher",
+                    "leaktrace.test/targets/gotest/lineage.manage",
+                    "leaktrace.test/targets/gotest/lineage.dispatch",
+                ),
+                generation(
+                    "worker",
+                    "leaktrace.test/targets/gotest/lineage.dispatch",
+                    "leaktrace.test/targets/gotest/lineage.work",
+                ),
+            ],
+            &[],
+            &ctx,
+        );
+        for marker in ["manager", "dispatcher", "worker"] {
+            let site = leaktrace_e2e::site_at(&report, TEST, marker);
+            assert_eq!(site["test"], "TestLineage", "{ctx}: {site:#}");
+        }
+        assert_eq!(
+            report["tests"],
+            serde_json::json!([{"name": "TestLineage", "leaked_goroutines": 3, "leaking_sites": 3}]),
+            "{ctx}"
+        );
+    }
+}
+
 /// net/http's two goroutines per connection, attributed to the request line.
 fn connection(
     entry: &'static str,

@@ -27,9 +27,9 @@ use crate::{
         tickers::TickerMemory,
     },
     report::{
-        Attribution, BlockedFor, CreationStack, EventCounts, Mode, Origin, ProbeCosts, Report,
-        SCHEMA_VERSION, SiteReport, TargetInfo, TestCount, TestLeaks, TimeSource, TimerSemantics,
-        Verdict,
+        AttributedBy, Attribution, BlockedFor, CreationStack, EventCounts, Mode, Origin,
+        ProbeCosts, Report, SCHEMA_VERSION, SiteReport, TargetInfo, TestCount, TestLeaks,
+        TimeSource, TimerSemantics, Verdict,
     },
 };
 use ignore::IgnoreRules;
@@ -44,6 +44,8 @@ pub const MAX_GOIDS: usize = 10;
 pub const MAX_STACKS: usize = 10;
 /// Frames kept per creation stack.
 pub const MAX_STACK_FRAMES: usize = 32;
+/// Generations of live parents followed to find the test behind a goroutine.
+const MAX_LINEAGE: usize = 16;
 /// Where `g0` runs the scheduler on behalf of the goroutine that switched to it.
 const SCHEDULER: [&str; 2] = ["runtime.schedule", "runtime.mcall"];
 /// Where every coroutine goroutine (`iter.Pull`, Go 1.23+) starts.
@@ -286,7 +288,27 @@ impl Analysis<'_> {
                 .map(|(g, &p)| (parent_of(g), &placements[p])),
         );
         let mut upgraded = HashMap::new();
-        for (g, &placement) in snapshot.goroutines.iter().zip(&placed) {
+        // A goroutine whose creation chain names no test inherits its live
+        // ancestors': a test's manager goroutine, alive, and its workers.
+        let by_goid: HashMap<u64, usize> = snapshot
+            .goroutines
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.goid, i))
+            .collect();
+        let test_of = |mut i: usize| -> Option<&str> {
+            for _ in 0..MAX_LINEAGE {
+                if let Some(test) = &placements[placed[i]].test {
+                    return Some(test);
+                }
+                i = *by_goid.get(&parent_of(&snapshot.goroutines[i])?)?;
+            }
+            None
+        };
+        let tests: Vec<Option<String>> = (0..placed.len())
+            .map(|i| test_of(i).map(str::to_string))
+            .collect();
+        for ((g, &placement), test) in snapshot.goroutines.iter().zip(&placed).zip(&tests) {
             if obs.exiting_goroutine == Some(g.g) {
                 let (site, _) = self.site(by_site, GroupKey::plain(site_of(g)));
                 site.exited += 1;
@@ -330,7 +352,7 @@ impl Analysis<'_> {
             if let Some(at) = &placement.blocked_in {
                 *tally.blocked_at.entry(at.clone()).or_default() += 1;
             }
-            if let Some(test) = &placement.test {
+            if let Some(test) = test {
                 *tally.tests.entry(test.clone()).or_default() += 1;
             }
             let channels = snapshot
@@ -579,11 +601,18 @@ impl Analysis<'_> {
             .and_then(|t| t.trend(&key));
         site.verdict = verdict::judge(obs.mode, &site, &self.policy.thresholds);
         let top = site.blocked_at.as_ref().map(|l| l.function.as_str());
+        // A library goroutine running the program's function (a test, a
+        // callback) is ignored by that function's name too.
+        let running = site
+            .attributed_to
+            .as_ref()
+            .filter(|a| a.by == AttributedBy::Running)
+            .and_then(|a| a.frame.as_ref())
+            .map(|f| f.function.as_str());
+        let ignore = &self.policy.ignore;
         if site.origin != Origin::Runtime
-            && self
-                .policy
-                .ignore
-                .ignores(&site.entry.function, top, &site.created_at.function)
+            && (ignore.ignores(&site.entry.function, top, &site.created_at.function)
+                || running.is_some_and(|f| ignore.ignores(f, None, "")))
         {
             site.verdict = Verdict::Ignored;
         }

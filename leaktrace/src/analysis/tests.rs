@@ -588,3 +588,22 @@ fn a_test_goroutine_blocked_in_the_test_is_the_tests_leak_and_the_rest_of_its_si
         }]
     );
 }
+
+#[test]
+fn a_library_goroutine_running_an_ignored_function_is_ignored() {
+    let runs_tests = site(T_RUN_GOPC, T_RUNNER);
+    let mut obs = observation(Mode::Run);
+    obs.sites = HashMap::from([(runs_tests, counters(1, 0))]);
+    obs.goroutines = HashMap::from([(0xe000, tracked(30, runs_tests))]);
+    let snapshot = obs.snapshot.as_mut().unwrap();
+    snapshot.goroutines = vec![goroutine(0xe000, 30, runs_tests, GStatus::Waiting)];
+    snapshot.current_stacks = HashMap::from([(
+        0xe000,
+        vec![GOPARK_PC, CHANRECV_RET, TEST_RET, T_RUNNER_RET],
+    )]);
+    let mut ignoring = policy();
+    ignoring.ignore.functions = vec!["app.TestStuck".into()];
+    let report = analyse_with(&obs, &test_symbols(), &ignoring);
+    assert!(!report.has_leaks(), "{:#?}", report.goroutines);
+    assert!(report.tests.is_empty());
+}
