@@ -290,12 +290,17 @@ impl Analysis<'_> {
         let mut upgraded = HashMap::new();
         // A goroutine whose creation chain names no test inherits its live
         // ancestors': a test's manager goroutine, alive, and its workers.
-        let by_goid: HashMap<u64, usize> = snapshot
-            .goroutines
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.goid, i))
-            .collect();
+        // Only a test binary has tests to inherit.
+        let by_goid: HashMap<u64, usize> = if placements.iter().any(|p| p.test.is_some()) {
+            snapshot
+                .goroutines
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (g.goid, i))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let test_of = |mut i: usize| -> Option<&str> {
             for _ in 0..MAX_LINEAGE {
                 if let Some(test) = &placements[placed[i]].test {
