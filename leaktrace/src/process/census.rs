@@ -706,6 +706,36 @@ mod tests {
     }
 
     #[test]
+    fn stuck_goroutines_of_the_sites_asked_about_are_listed_once() {
+        let mut census = Census::new(layout(), ALLGS);
+        let before = [g(1, SITE_A, WAITING, 7), g(2, SITE_B, WAITING, 1)];
+        take(&mut census, &memory(&before)).unwrap();
+        let after = [
+            g(1, SITE_A, WAITING, 7),
+            g(2, SITE_B, WAITING, 1),
+            g(3, SITE_A, WAITING, 0),
+        ];
+        take(&mut census, &memory(&after)).unwrap();
+        census.follow_each_stuck(HashSet::from([SITE_A]));
+        let asked = take(&mut census, &memory(&after)).unwrap();
+        let listed: Vec<(u64, bool)> = asked.sites[&SITE_A]
+            .stuck_goroutines
+            .iter()
+            .map(|g| (g.goid, g.new))
+            .collect();
+        assert_eq!(listed, [(1, false), (3, true)], "stuck, old and new");
+        assert!(
+            asked.sites[&SITE_B].stuck_goroutines.is_empty(),
+            "not asked"
+        );
+        let next = take(&mut census, &memory(&after)).unwrap();
+        assert!(
+            next.sites[&SITE_A].stuck_goroutines.is_empty(),
+            "only the census asked"
+        );
+    }
+
+    #[test]
     fn a_hostile_allgs_is_refused() {
         let mut mem = Regions::new();
         mem.map_words(
