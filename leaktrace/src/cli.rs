@@ -132,6 +132,11 @@ pub struct OutputArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Also write the report as a gzipped pprof profile to FILE, for `go
+    /// tool pprof`: live goroutines (and tickers) by creation stack.
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
+
     /// Also show the runtime's own goroutines.
     #[arg(long)]
     pub all: bool,

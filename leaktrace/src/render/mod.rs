@@ -1,9 +1,10 @@
 //! The last stage: the report as text ([`text`]), JSON and NDJSON ([`json`]),
-//! and the live view on a terminal ([`live_view`]). This is the only code that
+//! a pprof profile ([`pprof`]), and the live view on a terminal ([`live_view`]). This is the only code that
 //! writes to stdout; messages for the user go to stderr through [`note`].
 
 pub mod json;
 pub mod live_view;
+pub mod pprof;
 pub mod text;
 
 use std::{
@@ -66,6 +67,14 @@ pub fn emit(report: &Report, to: &Destination) -> Result<(), RenderError> {
     } else {
         stderr(&body)
     }
+}
+
+/// The report as a gzipped pprof profile in `path` (`--pprof`).
+pub fn write_pprof(report: &Report, path: &Path) -> Result<(), RenderError> {
+    std::fs::write(path, pprof::render(report)).map_err(|source| RenderError::File {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// One NDJSON line on stdout.

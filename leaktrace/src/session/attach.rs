@@ -185,6 +185,9 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         censuses: watch.censuses,
     };
     let report = tracing.conclude(ending, &policy)?;
+    if let Some(path) = &args.output.pprof {
+        render::write_pprof(&report, path)?;
+    }
     if args.interval.is_some() && args.output.output.is_none() {
         // NDJSON: the report is the last line.
         render::line(&json::render_line(&report))?;

@@ -136,6 +136,9 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         heap_tickers: None,
     };
     let report = tracing.conclude(ending, &policy)?;
+    if let Some(path) = &args.output.pprof {
+        render::write_pprof(&report, path)?;
+    }
     match render::emit(&report, &destination(&args.output, TextStream::Stderr)) {
         // The command's status still stands when nobody reads the report.
         Err(RenderError::Closed) | Ok(()) => {}

@@ -1,0 +1,62 @@
+//! `--pprof FILE`: the report as a pprof profile, read by the real `go tool
+//! pprof` of every installed Go toolchain.
+
+use leaktrace_e2e::{build, go, go_versions, privileged, report_path, run_traced_with};
+
+#[test]
+fn go_tool_pprof_shows_the_leaking_site_on_top() {
+    if !privileged("go_tool_pprof_shows_the_leaking_site_on_top") {
+        return;
+    }
+    for version in go_versions() {
+        let ctx = format!("go{version}");
+        let profile = report_path(&format!("pprof-{version}")).with_extension("pb.gz");
+        let seeds = build(&version, "./cmd/seeds", &[]);
+        let (report, output) = run_traced_with(
+            &["--pprof", profile.to_str().unwrap()],
+            &seeds,
+            &["goroutine-10000"],
+        );
+        assert_eq!(output.status.code(), Some(0), "{ctx}");
+        assert_eq!(report["goroutines"][0]["live"], 10000, "{ctx}");
+        let pprof = |args: &[&str]| {
+            let out = go(&version)
+                .args(["tool", "pprof"])
+                .args(args)
+                .arg(&profile)
+                .output()
+                .expect("run go tool pprof");
+            assert!(
+                out.status.success(),
+                "{ctx}: go tool pprof {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        // The first row under the header: the go statement's function, all
+        // 10,000 live goroutines flat.
+        let top = pprof(&["-top"]);
+        let first_row: Vec<&str> = top
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("flat"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{ctx}: {top}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            (first_row[0], first_row[5]),
+            ("10000", "main.leakGoroutine"),
+            "{ctx}: {top}"
+        );
+        assert!(top.contains("Type: goroutines"), "{ctx}: {top}");
+        // Labels: the verdict and the wait reason, per sample.
+        let traces = pprof(&["-traces"]);
+        assert!(traces.contains("verdict:  leak"), "{ctx}: {traces}");
+        assert!(traces.contains("chan receive"), "{ctx}: {traces}");
+        let leaks_only = pprof(&["-top", "-tagfocus", "verdict=leak"]);
+        assert!(
+            leaks_only.contains("main.leakGoroutine"),
+            "{ctx}: {leaks_only}"
+        );
+    }
+}
