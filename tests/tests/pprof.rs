@@ -60,3 +60,35 @@ fn go_tool_pprof_shows_the_leaking_site_on_top() {
         );
     }
 }
+
+#[test]
+fn a_profile_that_cannot_be_written_costs_neither_the_report_nor_a_panic() {
+    if !privileged("a_profile_that_cannot_be_written_costs_neither_the_report_nor_a_panic") {
+        return;
+    }
+    let version = go_versions().last().expect("a Go toolchain").clone();
+    let seeds = build(&version, "./cmd/seeds", &[]);
+    let report = report_path("pprof-unwritable");
+    let output = leaktrace_e2e::leaktrace()
+        .args(["run", "--pprof", "/nonexistent/leaks.pb.gz", "--json", "-o"])
+        .arg(&report)
+        .arg("--")
+        .arg(&seeds)
+        .arg("channel-unclosed")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            "leaktrace: error: writing the report to /nonexistent/leaks.pb.gz: No such file or directory (os error 2)"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The report itself was written.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["goroutines"][0]["verdict"], "leak");
+}

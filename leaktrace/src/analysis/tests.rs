@@ -534,13 +534,12 @@ fn test_symbols() -> FakeSymbols {
     s
 }
 
-#[test]
-fn a_test_goroutine_blocked_in_the_test_is_the_tests_leak_and_the_rest_of_its_site_is_not() {
+/// A run in which testing's `go tRunner` site has these counters and one
+/// test goroutine alive, blocked in `app.TestStuck`.
+fn stuck_test(counted: SiteCounters) -> Observation {
     let runs_tests = site(T_RUN_GOPC, T_RUNNER);
     let mut obs = observation(Mode::Run);
-    obs.exit_code = Some(2);
-    // Three tests ran; two finished, one is stuck in its own code.
-    obs.sites = HashMap::from([(runs_tests, counters(3, 2))]);
+    obs.sites = HashMap::from([(runs_tests, counted)]);
     obs.goroutines = HashMap::from([(0xe000, tracked(30, runs_tests))]);
     let snapshot = obs.snapshot.as_mut().unwrap();
     snapshot.goroutines = vec![goroutine(0xe000, 30, runs_tests, GStatus::Waiting)];
@@ -548,6 +547,14 @@ fn a_test_goroutine_blocked_in_the_test_is_the_tests_leak_and_the_rest_of_its_si
         0xe000,
         vec![GOPARK_PC, CHANRECV_RET, TEST_RET, T_RUNNER_RET],
     )]);
+    obs
+}
+
+#[test]
+fn a_test_goroutine_blocked_in_the_test_is_the_tests_leak_and_the_rest_of_its_site_is_not() {
+    // Three tests ran; two finished, one is stuck in its own code.
+    let mut obs = stuck_test(counters(3, 2));
+    obs.exit_code = Some(2);
     let report = analyse_with(&obs, &test_symbols(), &policy());
     let [stuck, finished] = report.goroutines.as_slice() else {
         panic!("two entries: {:#?}", report.goroutines);
@@ -591,16 +598,7 @@ fn a_test_goroutine_blocked_in_the_test_is_the_tests_leak_and_the_rest_of_its_si
 
 #[test]
 fn a_library_goroutine_running_an_ignored_function_is_ignored() {
-    let runs_tests = site(T_RUN_GOPC, T_RUNNER);
-    let mut obs = observation(Mode::Run);
-    obs.sites = HashMap::from([(runs_tests, counters(1, 0))]);
-    obs.goroutines = HashMap::from([(0xe000, tracked(30, runs_tests))]);
-    let snapshot = obs.snapshot.as_mut().unwrap();
-    snapshot.goroutines = vec![goroutine(0xe000, 30, runs_tests, GStatus::Waiting)];
-    snapshot.current_stacks = HashMap::from([(
-        0xe000,
-        vec![GOPARK_PC, CHANRECV_RET, TEST_RET, T_RUNNER_RET],
-    )]);
+    let obs = stuck_test(counters(1, 0));
     let mut ignoring = policy();
     ignoring.ignore.functions = vec!["app.TestStuck".into()];
     let report = analyse_with(&obs, &test_symbols(), &ignoring);

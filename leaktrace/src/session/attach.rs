@@ -185,15 +185,19 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         censuses: watch.censuses,
     };
     let report = tracing.conclude(ending, &policy)?;
-    if let Some(path) = &args.output.pprof {
-        render::write_pprof(&report, path)?;
-    }
+    // A profile that cannot be written does not cost the user the report.
+    let pprof = args
+        .output
+        .pprof
+        .as_ref()
+        .map(|path| render::write_pprof(&report, path));
     if args.interval.is_some() && args.output.output.is_none() {
         // NDJSON: the report is the last line.
         render::line(&json::render_line(&report))?;
     } else {
         render::emit(&report, &destination(&args.output, TextStream::Stdout))?;
     }
+    pprof.transpose()?;
     Ok(0)
 }
 

@@ -136,14 +136,18 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         heap_tickers: None,
     };
     let report = tracing.conclude(ending, &policy)?;
-    if let Some(path) = &args.output.pprof {
-        render::write_pprof(&report, path)?;
-    }
+    // A profile that cannot be written does not cost the user the report.
+    let pprof = args
+        .output
+        .pprof
+        .as_ref()
+        .map(|path| render::write_pprof(&report, path));
     match render::emit(&report, &destination(&args.output, TextStream::Stderr)) {
         // The command's status still stands when nobody reads the report.
         Err(RenderError::Closed) | Ok(()) => {}
         Err(e) => return Err(e.into()),
     }
+    pprof.transpose()?;
 
     Ok(if exit_code != 0 {
         exit_code
