@@ -19,7 +19,6 @@
 //! [`session`] drives the stages for `leaktrace run` and `leaktrace -p`.
 
 pub mod analysis;
-pub mod cli;
 pub mod error;
 pub mod probes;
 pub mod process;
@@ -28,6 +27,8 @@ pub mod report;
 pub mod session;
 
 pub use error::Error;
+/// The command line, in its own crate.
+pub use leaktrace_cli as cli;
 
 /// Exit status when `--fail-on-leak` finds a leak.
 pub const EXIT_LEAKS_FOUND: i32 = 3;

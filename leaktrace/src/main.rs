@@ -25,6 +25,19 @@ fn main() {
             std::process::exit(EXIT_USAGE);
         }
     };
+    if let Some(cli::Command::Completions { shell }) = cli.command {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            shell,
+            &mut <cli::Cli as clap::CommandFactory>::command(),
+            "leaktrace",
+            &mut script,
+        );
+        match render::completions(&script) {
+            Ok(()) | Err(render::RenderError::Closed) => std::process::exit(0),
+            Err(e) => fail(e.into()),
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,6 +48,7 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Some(cli::Command::Run(run)) => session::run::run(run).await,
+            Some(cli::Command::Completions { .. }) => Ok(0),
             None => {
                 let pid = cli.attach.pid.unwrap_or_default();
                 session::attach::attach(cli.attach, pid).await

@@ -1,8 +1,9 @@
-//! Project tasks: `cargo xtask setup | demo | test | bench | stress`.
+//! Project tasks: `cargo xtask setup | demo | test | bench | stress | dist | man`.
 
 mod bench;
 mod cmd;
 mod demo;
+mod dist;
 mod fuzz;
 mod go;
 mod layouts;
@@ -39,6 +40,14 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
+    /// Build the release archive: a static musl binary with the eBPF object
+    /// inside, its man pages and shell completions, in target/dist/.
+    Dist,
+    /// Write the man pages (clap_mangen) to a directory.
+    Man {
+        #[arg(long, default_value = "target/man")]
+        out: std::path::PathBuf,
+    },
     /// Set up, then run every test: unit tests and the privileged end-to-end tests.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -55,6 +64,8 @@ fn main() {
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Bench(options) => bench::run(options),
         Task::Stress(options) => stress::run(options),
+        Task::Dist => dist::run().map(drop),
+        Task::Man { out } => dist::man_pages(&out),
         Task::Test { cargo_test_args } => test::run(&cargo_test_args),
     };
     if let Err(e) = result {

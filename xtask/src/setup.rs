@@ -30,6 +30,10 @@ Pin: release n=trixie-backports
 Pin-Priority: 50
 ";
 
+/// What the tests run besides Go: the shells the completion scripts are
+/// loaded into, and setcap/getcap for the GitHub Action's install step.
+pub const TEST_TOOLS: &[&str] = &["bash", "zsh", "fish", "libcap2-bin"];
+
 /// Everything: the eBPF toolchain and every Go toolchain the tests use.
 pub fn all() -> anyhow::Result<()> {
     ebpf_toolchain()?;
@@ -132,6 +136,15 @@ fn build_bpf_linker() -> anyhow::Result<()> {
             ])
             .env("LLVM_PREFIX", &prefix),
     )
+}
+
+/// The standard library for a target of the stable toolchain (`cargo xtask dist`).
+pub fn rust_target(target: &str) -> anyhow::Result<()> {
+    let installed = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|l| l.trim() == target) {
+        cmd::run(Command::new("rustup").args(["target", "add", target]))?;
+    }
+    Ok(())
 }
 
 /// Installs the Go toolchains that are missing from Debian's packages.

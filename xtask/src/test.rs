@@ -5,20 +5,24 @@ use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, fuzz, go, setup};
+use crate::{cmd, dist, fuzz, go, setup};
 
 /// Seconds per fuzz target in the test run: a smoke test, not a campaign.
 const FUZZ_SECONDS: u32 = 20;
 
 pub fn run(cargo_test_args: &[String]) -> anyhow::Result<()> {
     setup::all()?;
+    setup::apt_packages(setup::TEST_TOOLS)?;
     cmd::run(cmd::cargo().args(["build", "--package", "leaktrace"]))?;
+    // The release archive, for the tests of the binary users download.
+    let archive = dist::run()?;
     let root = cmd::workspace_root();
     let versions: Vec<&str> = go::TOOLCHAINS.iter().map(|(v, _)| *v).collect();
     let mut test = cmd::cargo();
     test.args(["test", "--workspace", "--all-targets", "--no-fail-fast"])
         .env("LEAKTRACE_BIN", root.join("target/debug/leaktrace"))
         .env("LEAKTRACE_GO_VERSIONS", versions.join(","))
+        .env("LEAKTRACE_DIST", archive)
         .arg("--")
         .args(cargo_test_args)
         .stdout(Stdio::piped());

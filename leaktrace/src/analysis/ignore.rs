@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::cli::IgnoreArgs;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}", .path.display())]
@@ -51,6 +53,19 @@ struct ConfigFile {
 }
 
 impl IgnoreRules {
+    /// The rules from the flags and the config file they name.
+    pub fn from_args(args: &IgnoreArgs) -> Result<Self, ConfigError> {
+        let flags = IgnoreRules {
+            functions: args.functions.clone(),
+            top_functions: args.top_functions.clone(),
+            creators: args.creators.clone(),
+        };
+        Ok(match &args.config {
+            Some(path) => IgnoreRules::load(path)?.merge(flags),
+            None => flags,
+        })
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),

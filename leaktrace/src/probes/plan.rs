@@ -7,16 +7,8 @@ use leaktrace_gobinary::{Function, GoBinary, disasm};
 /// Go 1.23+: `time.newTimer` (the runtime's, linknamed) makes every timer and ticker.
 pub const NEW_TIMER: &str = "time.newTimer";
 
-/// Where probes go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Placement {
-    /// On instructions the kernel emulates instead of single-stepping:
-    /// several times cheaper per hit.
-    Emulated,
-    /// Function entries and `newproc1`'s RETs, as other eBPF Go tracers place
-    /// them; for comparing costs.
-    Naive,
-}
+/// Where probes go: a choice of the command line (`--probe-placement`).
+pub use leaktrace_cli::Placement;
 
 /// One uprobe: which program, in which function, at which offset from its entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

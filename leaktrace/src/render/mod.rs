@@ -1,10 +1,16 @@
 //! The last stage: the report as text ([`text`]), JSON and NDJSON ([`json`]),
-//! a pprof profile ([`pprof`]), and the live view on a terminal ([`live_view`]). This is the only code that
-//! writes to stdout; messages for the user go to stderr through [`note`].
+//! a pprof profile ([`pprof`]), SARIF ([`sarif`]) and GitHub annotations
+//! ([`github`]) at the lines of its [`findings`], and the live view on a
+//! terminal ([`live_view`]). This is the only code that writes to stdout;
+//! messages for the user go to stderr through [`note`].
 
+pub mod findings;
+pub mod github;
 pub mod json;
 pub mod live_view;
 pub mod pprof;
+pub mod sarif;
+pub mod source_tree;
 pub mod text;
 
 use std::{
@@ -69,12 +75,56 @@ pub fn emit(report: &Report, to: &Destination) -> Result<(), RenderError> {
     }
 }
 
-/// The report as a gzipped pprof profile in `path` (`--pprof`).
-pub fn write_pprof(report: &Report, path: &Path) -> Result<(), RenderError> {
-    std::fs::write(path, pprof::render(report)).map_err(|source| RenderError::File {
-        path: path.to_path_buf(),
-        source,
-    })
+/// The files besides the report: `--pprof` and `--sarif`. Each is written
+/// even when another cannot be; the first failure is returned.
+pub fn write_side_files(
+    report: &Report,
+    pprof: Option<&Path>,
+    sarif: Option<&Path>,
+) -> Result<(), RenderError> {
+    let pprof =
+        pprof.map(|path| write_bytes(&in_directory(path, report, "pb.gz"), &pprof::render(report)));
+    let sarif = sarif.map(|path| {
+        let tree = source_tree::SourceTree::discover();
+        write_bytes(
+            &in_directory(path, report, "sarif"),
+            sarif::render(report, tree.as_ref()).as_bytes(),
+        )
+    });
+    pprof.transpose()?;
+    sarif.transpose()?;
+    Ok(())
+}
+
+/// `go test -exec` runs one leaktrace per test binary: given a directory,
+/// each writes its own file there, `leaktrace-<binary>-<pid>.<extension>`.
+fn in_directory(path: &Path, report: &Report, extension: &str) -> PathBuf {
+    if !path.is_dir() {
+        return path.to_path_buf();
+    }
+    let binary = report
+        .target
+        .executable
+        .rsplit('/')
+        .next()
+        .unwrap_or("target");
+    path.join(format!(
+        "leaktrace-{binary}-{}.{extension}",
+        report.target.pid
+    ))
+}
+
+/// `--fail-on-leak` in a GitHub Actions job: an annotation per leak, on
+/// stderr, where the runner reads workflow commands as from stdout, and
+/// which `go test` passes on.
+pub fn github_annotations(report: &Report) -> Result<(), RenderError> {
+    let tree = source_tree::SourceTree::discover();
+    stderr(&github::annotations(report, tree.as_ref()))
+}
+
+/// A shell completion script on stdout (`leaktrace completions`).
+pub fn completions(script: &[u8]) -> Result<(), RenderError> {
+    stdout(&String::from_utf8_lossy(script))
 }
 
 /// One NDJSON line on stdout.
@@ -83,6 +133,10 @@ pub fn line(text: &str) -> Result<(), RenderError> {
 }
 
 fn write_file(path: &Path, body: &str) -> Result<(), RenderError> {
+    write_bytes(path, body.as_bytes())
+}
+
+fn write_bytes(path: &Path, body: &[u8]) -> Result<(), RenderError> {
     std::fs::write(path, body).map_err(|source| RenderError::File {
         path: path.to_path_buf(),
         source,

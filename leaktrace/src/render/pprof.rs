@@ -339,63 +339,7 @@ mod tests {
     use std::io::Read as _;
 
     use super::*;
-    use crate::report::{
-        CreationStack, EventCounts, Mode, Origin, ProbeCosts, SCHEMA_VERSION, TargetInfo,
-        TimerSemantics, Verdict,
-    };
-
-    fn at(function: &str, line: u32) -> SourceLocation {
-        SourceLocation {
-            function: function.into(),
-            file: "/src/app/main.go".into(),
-            line,
-        }
-    }
-
-    fn report() -> Report {
-        Report {
-            schema_version: SCHEMA_VERSION,
-            mode: Mode::Run,
-            target: TargetInfo {
-                pid: 7,
-                executable: "/srv/app".into(),
-                go_version: "go1.27.4".into(),
-            },
-            observed_ns: 1_000,
-            exit_code: Some(0),
-            snapshot: true,
-            dropped: 0,
-            events: EventCounts::default(),
-            goroutines: vec![SiteReport {
-                created_at: at("main.leak", 10),
-                entry: at("main.leak.func1", 10),
-                live: 5,
-                created: 5,
-                exited: 0,
-                exited_preexisting: 0,
-                states: [("chan receive".to_string(), 5)].into(),
-                blocked_for: None,
-                blocked_at: None,
-                stacks: vec![CreationStack {
-                    count: 3,
-                    frames: vec![at("main.leak", 10), at("main.main", 20)],
-                }],
-                trend: None,
-                tickers: vec![],
-                origin: Origin::Program,
-                attributed_to: None,
-                test: None,
-                tests: vec![],
-                verdict: Verdict::Leak,
-                goids: vec![],
-                parent_goids: vec![],
-            }],
-            costs: ProbeCosts::default(),
-            timer_semantics: TimerSemantics::Sync,
-            tickers: vec![],
-            tests: vec![],
-        }
-    }
+    use crate::report::fixtures::report;
 
     #[test]
     fn a_site_becomes_one_sample_per_creation_stack_and_one_for_the_rest() {

@@ -430,7 +430,7 @@ pub fn duration(ns: u64) -> String {
     }
 }
 
-fn plural(n: u64, word: &str) -> String {
+pub(crate) fn plural(n: u64, word: &str) -> String {
     if n == 1 {
         word.to_string()
     } else {

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 pub use leaktrace_gobinary::SourceLocation;
 use serde::Serialize;
 
+#[cfg(test)]
+pub(crate) mod fixtures;
+
 pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -32,6 +32,7 @@ use crate::{
     Error,
     analysis::{
         self, SampledEnd, Symbolizer,
+        ignore::IgnoreRules,
         interval::interval,
         timeline::{Sample, Timeline},
         verdict::Thresholds,
@@ -59,7 +60,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
     preflight::check_capabilities(!process::is_own(pid))?;
     preflight::check_uprobe_permission()?;
     let policy = policy(
-        args.ignore.rules()?,
+        IgnoreRules::from_args(&args.ignore)?,
         Thresholds {
             stuck_after_ns: duration_ns(args.stuck_after),
             min_growth: args.min_growth,
@@ -186,18 +187,18 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
     };
     let report = tracing.conclude(ending, &policy)?;
     // A profile that cannot be written does not cost the user the report.
-    let pprof = args
-        .output
-        .pprof
-        .as_ref()
-        .map(|path| render::write_pprof(&report, path));
+    let side_files = render::write_side_files(
+        &report,
+        args.output.pprof.as_deref(),
+        args.output.sarif.as_deref(),
+    );
     if args.interval.is_some() && args.output.output.is_none() {
         // NDJSON: the report is the last line.
         render::line(&json::render_line(&report))?;
     } else {
         render::emit(&report, &destination(&args.output, TextStream::Stdout))?;
     }
-    pprof.transpose()?;
+    side_files?;
     Ok(0)
 }
 

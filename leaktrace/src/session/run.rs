@@ -11,7 +11,7 @@ use tokio::{
 use super::{Ending, Tracing, destination, elapsed_ns, launch, policy, preflight, target_info};
 use crate::{
     EXIT_LEAKS_FOUND, Error,
-    analysis::verdict::Thresholds,
+    analysis::{ignore::IgnoreRules, verdict::Thresholds},
     cli::RunArgs,
     error::one_line,
     probes::Probes,
@@ -38,7 +38,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     preflight::check_capabilities(false)?;
     preflight::check_uprobe_permission()?;
     let policy = policy(
-        args.ignore.rules()?,
+        IgnoreRules::from_args(&args.ignore)?,
         Thresholds {
             stuck_after_ns: 0,
             min_growth: 1,
@@ -137,17 +137,23 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     };
     let report = tracing.conclude(ending, &policy)?;
     // A profile that cannot be written does not cost the user the report.
-    let pprof = args
-        .output
-        .pprof
-        .as_ref()
-        .map(|path| render::write_pprof(&report, path));
+    let side_files = render::write_side_files(
+        &report,
+        args.output.pprof.as_deref(),
+        args.output.sarif.as_deref(),
+    );
     match render::emit(&report, &destination(&args.output, TextStream::Stderr)) {
         // The command's status still stands when nobody reads the report.
         Err(RenderError::Closed) | Ok(()) => {}
         Err(e) => return Err(e.into()),
     }
-    pprof.transpose()?;
+    if args.fail_on_leak && render::github::in_github_actions() {
+        match render::github_annotations(&report) {
+            Err(RenderError::Closed) | Ok(()) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    side_files?;
 
     Ok(if exit_code != 0 {
         exit_code

@@ -12,7 +12,7 @@ import (
 // fetch starts a request whose result nobody reads when the caller times out.
 func fetch(timeout time.Duration) {
 	result := make(chan string) // unbuffered: the sender blocks forever
-	go func() {
+	go func() { // site:demo-fetch
 		time.Sleep(20 * time.Millisecond)
 		result <- "response"
 	}()
@@ -25,7 +25,7 @@ func fetch(timeout time.Duration) {
 
 // subscribe ranges over a channel nobody closes.
 func subscribe(events chan int) {
-	go func() {
+	go func() { // site:demo-subscribe
 		for e := range events {
 			_ = e
 		}
@@ -43,7 +43,8 @@ func main() {
 	var wg sync.WaitGroup
 	for i := 0; i < 10; i++ {
 		wg.Add(1)
-		go func() { // finishes: not a leak
+		// These finish: not a leak.
+		go func() { // site:demo-workers
 			defer wg.Done()
 			time.Sleep(time.Millisecond)
 		}()

@@ -1,19 +1,36 @@
-//! The command line.
+//! leaktrace's command line: every flag, its help and its parsing, and
+//! nothing else. It is its own crate so that `cargo xtask man` can render the
+//! man page without building the eBPF programs; the `leaktrace` library
+//! re-exports it as `leaktrace::cli`.
 
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{
-    analysis::ignore::{ConfigError, IgnoreRules},
-    probes::Placement,
-};
+/// `leaktrace --version`: the version and the source commit, as `rustc -V` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LEAKTRACE_COMMIT"),
+    ")"
+);
+
+/// `leaktrace --version` in full: also what the build can trace.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LEAKTRACE_COMMIT"),
+    ")\n",
+    "Go runtimes: 1.19 and 1.21 to 1.27, amd64; Linux with uprobes and BPF"
+);
 
 const AFTER_HELP: &str = "\
 Examples:
   sudo leaktrace -p 1234 --duration 30s
   leaktrace run -- ./server --port 8080
   go test -exec 'leaktrace run --fail-on-leak --' ./...
+  go test -exec 'leaktrace run --fail-on-leak --sarif sarif/ --' ./...
+  source <(leaktrace completions bash)
 
 Privileges:
   root, or: run needs CAP_SYS_ADMIN; -p of another user's process also
@@ -35,7 +52,7 @@ Exit status:
 /// statement that created them, with what they are blocked on and for how
 /// long; and tickers that are never stopped, by the line that created them.
 #[derive(Debug, Parser)]
-#[command(name = "leaktrace", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(name = "leaktrace", version = VERSION, long_version = LONG_VERSION, after_help = AFTER_HELP, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -45,6 +62,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only obscure the clap derive"
+)]
 pub enum Command {
     /// Start CMD with the probes live from its first instruction; report when it exits.
     ///
@@ -58,6 +79,17 @@ pub enum Command {
     /// waited for), at the program's line. In a `go test` binary each leak
     /// names the test whose goroutine created it, also under t.Parallel.
     Run(RunArgs),
+
+    /// Print a shell completion script: `source <(leaktrace completions bash)`.
+    ///
+    /// For good: bash, write it to /usr/share/bash-completion/completions/leaktrace;
+    /// zsh, to a file `_leaktrace` in a directory of $fpath; fish, to
+    /// ~/.config/fish/completions/leaktrace.fish.
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +137,8 @@ pub struct AttachArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Exit with status 3 when any goroutine or ticker site is judged leaking.
+    /// In a GitHub Actions job (GITHUB_ACTIONS=true) also print an `::error`
+    /// annotation for each, at its line in the repository.
     #[arg(long)]
     pub fail_on_leak: bool,
 
@@ -134,8 +168,17 @@ pub struct OutputArgs {
 
     /// Also write the report as a gzipped pprof profile to FILE, for `go
     /// tool pprof`: live goroutines (and tickers) by creation stack.
+    /// A directory instead of a file holds one file per traced process,
+    /// `leaktrace-<binary>-<pid>.pb.gz`: one per test binary of `go test ./...`.
     #[arg(long, value_name = "FILE")]
     pub pprof: Option<PathBuf>,
+
+    /// Also write the findings as SARIF 2.1.0 to FILE, for GitHub code
+    /// scanning: one result per leaking site, at its line in the repository
+    /// ($GITHUB_WORKSPACE, or the git checkout around the working directory).
+    /// A directory holds one file per traced process, as for --pprof.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
 
     /// Also show the runtime's own goroutines.
     #[arg(long)]
@@ -163,19 +206,15 @@ pub struct IgnoreArgs {
     pub config: Option<PathBuf>,
 }
 
-impl IgnoreArgs {
-    /// The rules from the flags and the config file.
-    pub fn rules(&self) -> Result<IgnoreRules, ConfigError> {
-        let flags = IgnoreRules {
-            functions: self.functions.clone(),
-            top_functions: self.top_functions.clone(),
-            creators: self.creators.clone(),
-        };
-        Ok(match &self.config {
-            Some(path) => IgnoreRules::load(path)?.merge(flags),
-            None => flags,
-        })
-    }
+/// Where probes go; see `probes::plan` in the `leaktrace` library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// On instructions the kernel emulates instead of single-stepping:
+    /// several times cheaper per hit.
+    Emulated,
+    /// Function entries and `newproc1`'s RETs, as other eBPF Go tracers place
+    /// them; for comparing costs.
+    Naive,
 }
 
 #[derive(Debug, Args, Clone, Copy)]
@@ -251,6 +290,32 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn the_version_names_the_commit() {
+        let (version, commit) = VERSION.split_once(' ').unwrap();
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        let commit = commit.trim_start_matches('(').trim_end_matches(')');
+        let hash = commit.split(' ').next().unwrap();
+        assert!(
+            commit == "unknown commit"
+                || (hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit())),
+            "{VERSION}"
+        );
+        assert!(LONG_VERSION.starts_with(VERSION));
+    }
+
+    #[test]
+    fn completions_name_a_shell() {
+        let cli = Cli::try_parse_from(["leaktrace", "completions", "fish"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Completions {
+                shell: clap_complete::Shell::Fish
+            })
+        ));
+        assert!(Cli::try_parse_from(["leaktrace", "completions"]).is_err());
+    }
 
     #[test]
     fn cli_is_well_formed() {
