@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The action's second step: go test, each test binary under leaktrace run
-# --fail-on-leak. GITHUB_ACTIONS=true makes leaktrace print an ::error
-# annotation for each leak; --sarif writes one SARIF file per test binary.
+# The action's second step: the given go test command, each test binary
+# under leaktrace run --fail-on-leak. GITHUB_ACTIONS=true makes leaktrace
+# print an ::error annotation for each leak; --sarif writes one SARIF file
+# per test binary.
 #
-# PACKAGES, GO_TEST_FLAGS, LEAKTRACE_FLAGS, SARIF_DIR: the action's inputs.
+# GO_TEST_COMMAND, LEAKTRACE_FLAGS, SARIF_DIR: the action's inputs.
 set -euo pipefail
 
 leaktrace="$(command -v leaktrace)" || {
@@ -19,6 +20,12 @@ if [ -n "${SARIF_DIR:-}" ]; then
 fi
 exec_command+=" ${LEAKTRACE_FLAGS:-} --"
 
-# Word splitting of the flags and packages is wanted, as on a command line.
-# shellcheck disable=SC2086
-exec go test -exec "$exec_command" ${GO_TEST_FLAGS:-} ${PACKAGES:-./...}
+# The command's words as the shell splits them, quotes included, as if the
+# workflow had run it itself.
+eval "set -- ${GO_TEST_COMMAND:-go test ./...}"
+if [ "$#" -lt 2 ] || [ "$1" != go ] || [ "$2" != test ]; then
+  echo "::error title=leaktrace::the command input must be a go test command, not: ${GO_TEST_COMMAND}"
+  exit 2
+fi
+shift 2
+exec go test -exec "$exec_command" "$@"

@@ -30,6 +30,7 @@ Examples:
   leaktrace run -- ./server --port 8080
   go test -exec 'leaktrace run --fail-on-leak --' ./...
   go test -exec 'leaktrace run --fail-on-leak --sarif sarif/ --' ./...
+  sudo leaktrace agent --listen 0.0.0.0:9464 --match exe=api*
   source <(leaktrace completions bash)
 
 Privileges:
@@ -79,6 +80,17 @@ pub enum Command {
     /// waited for), at the program's line. In a `go test` binary each leak
     /// names the test whose goroutine created it, also under t.Parallel.
     Run(RunArgs),
+
+    /// Observe every Go process on this host (or those --match selects) and
+    /// serve their leak signals as Prometheus metrics.
+    ///
+    /// Processes are found as they start and left as they exit. Each is
+    /// observed the way `leaktrace -p` does by default: censuses of its
+    /// memory, which cost it nothing, and probes only on `runtime.exit` and
+    /// on the `go` statements that look like leaks. A site leaks when its
+    /// goroutines grew over the last --window. The metrics are documented
+    /// in the README ("On a fleet"); the names are a contract.
+    Agent(AgentArgs),
 
     /// Print a shell completion script: `source <(leaktrace completions bash)`.
     ///
@@ -154,6 +166,81 @@ pub struct RunArgs {
     /// The Go program to run, and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Serve the metrics on ADDR, at /metrics.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub listen: std::net::SocketAddr,
+
+    /// Observe only the processes a rule selects: `exe=NAME` (the
+    /// executable's file name; `NAME*` a prefix), `cgroup=TEXT` (text in the
+    /// cgroup path) or `container=ID` (a container id or its prefix).
+    /// Repeatable; any rule may select. Default: every Go process.
+    #[arg(long = "match", value_name = "RULE", value_parser = parse_match_rule)]
+    pub matches: Vec<MatchRule>,
+
+    /// At most N sites per process, the most goroutines first; the rest are
+    /// summed into site="other".
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sites: u32,
+
+    /// A site leaks when its goroutines grew over the last D (between D/2
+    /// and D: windows overlap).
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration, default_value = "10m")]
+    pub window: Duration,
+
+    /// Count each process's goroutines every D (longer for a process whose
+    /// census is slow: at most 1/20 of a CPU each).
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration, default_value = "5s")]
+    pub sample_interval: Duration,
+
+    /// Look for new and exited processes every D.
+    #[arg(long, value_name = "D", value_parser = parse_positive_duration, default_value = "2s")]
+    pub scan_interval: Duration,
+
+    /// A goroutine blocked at least this long counts as stuck.
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "1m")]
+    pub stuck_after: Duration,
+
+    /// A site must gain at least N goroutines over the window to leak.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_growth: u64,
+
+    #[command(flatten)]
+    pub ignore: IgnoreArgs,
+
+    #[command(flatten)]
+    pub probes: ProbeArgs,
+}
+
+/// Which processes `leaktrace agent` observes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchRule {
+    /// The executable's file name, or a prefix of it (`name*`).
+    Exe(String),
+    /// Text in the process's cgroup path.
+    Cgroup(String),
+    /// A container id, or a prefix of one.
+    Container(String),
+}
+
+fn parse_match_rule(text: &str) -> Result<MatchRule, String> {
+    let (kind, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected exe=NAME, cgroup=TEXT or container=ID"))?;
+    if value.is_empty() {
+        return Err(format!("{text:?}: nothing after '='"));
+    }
+    match kind {
+        "exe" => Ok(MatchRule::Exe(value.to_string())),
+        "cgroup" => Ok(MatchRule::Cgroup(value.to_string())),
+        "container" => Ok(MatchRule::Container(value.to_string())),
+        other => Err(format!(
+            "{other:?} is not a rule: use exe=NAME, cgroup=TEXT or container=ID"
+        )),
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -303,6 +390,36 @@ mod tests {
             "{VERSION}"
         );
         assert!(LONG_VERSION.starts_with(VERSION));
+    }
+
+    #[test]
+    fn agent_rules() {
+        let cli = Cli::try_parse_from([
+            "leaktrace",
+            "agent",
+            "--match",
+            "exe=api*",
+            "--match",
+            "container=3f2a",
+        ])
+        .unwrap();
+        let Some(Command::Agent(agent)) = cli.command else {
+            panic!("not agent")
+        };
+        assert_eq!(
+            agent.matches,
+            [
+                MatchRule::Exe("api*".into()),
+                MatchRule::Container("3f2a".into())
+            ]
+        );
+        assert_eq!(agent.listen.to_string(), "127.0.0.1:9464");
+        let err = Cli::try_parse_from(["leaktrace", "agent", "--match", "pid=1"]).unwrap_err();
+        assert!(
+            usage_error_line(&err.render().to_string())
+                .contains("\"pid\" is not a rule: use exe=NAME, cgroup=TEXT or container=ID")
+        );
+        assert!(Cli::try_parse_from(["leaktrace", "agent", "--max-sites", "0"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use leaktrace_gobinary::BinaryError;
 
 use crate::{
     analysis::ignore::ConfigError, probes::ProbeError, process::ProcessError, render::RenderError,
-    session::launch::LaunchError, session::preflight::PreflightError,
+    session::agent::AgentError, session::launch::LaunchError, session::preflight::PreflightError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
     /// Setting up the session itself (signals, the async runtime).
     #[error("{what}")]
     Io {

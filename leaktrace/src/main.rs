@@ -48,6 +48,7 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Some(cli::Command::Run(run)) => session::run::run(run).await,
+            Some(cli::Command::Agent(agent)) => session::agent::agent(agent).await,
             Some(cli::Command::Completions { .. }) => Ok(0),
             None => {
                 let pid = cli.attach.pid.unwrap_or_default();

@@ -1,7 +1,62 @@
 //! `--pprof FILE`: the report as a pprof profile, read by the real `go tool
-//! pprof` of every installed Go toolchain.
+//! pprof` of every installed Go toolchain: `-top`, `-traces`, `-tagfocus`,
+//! and the web UI of `-http` (graph, top table, flame graph).
+
+use std::{
+    path::Path,
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
 
 use leaktrace_e2e::{build, go, go_versions, privileged, report_path, run_traced_with};
+
+/// `go tool pprof -http` serving `profile`, stopped when dropped.
+struct WebUi {
+    server: Child,
+    base: String,
+}
+
+impl WebUi {
+    fn start(version: &str, profile: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = go(version)
+            .args(["tool", "pprof", "-no_browser"])
+            .arg(format!("-http=127.0.0.1:{port}"))
+            .arg(profile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("go tool pprof -http");
+        Self {
+            server,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A page of the UI, once the server answers.
+    fn page(&self, path: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match ureq::get(&format!("{}{path}", self.base)).call() {
+                Ok(mut response) => return response.body_mut().read_to_string().unwrap(),
+                Err(ureq::Error::StatusCode(code)) => panic!("{path}: HTTP {code}"),
+                Err(e) if Instant::now() > deadline => panic!("{path}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+impl Drop for WebUi {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
 
 #[test]
 fn go_tool_pprof_shows_the_leaking_site_on_top() {
@@ -57,6 +112,20 @@ fn go_tool_pprof_shows_the_leaking_site_on_top() {
         assert!(
             leaks_only.contains("main.leakGoroutine"),
             "{ctx}: {leaks_only}"
+        );
+        // The web UI: the graph (drawn by graphviz), the top table, the flame graph.
+        let ui = WebUi::start(&version, &profile);
+        let graph = ui.page("/ui/");
+        assert!(graph.contains("<svg"), "{ctx}: no graph");
+        assert!(graph.contains("main.leakGoroutine"), "{ctx}: {graph}");
+        let table = ui.page("/ui/top");
+        assert!(
+            table.contains(r#"{"Name":"main.leakGoroutine","InlineLabel":"","Flat":10000,"#),
+            "{ctx}: {table}"
+        );
+        assert!(
+            ui.page("/ui/flamegraph").contains("main.leakGoroutine"),
+            "{ctx}"
         );
     }
 }

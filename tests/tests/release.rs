@@ -1,7 +1,7 @@
 //! The release archive (`cargo xtask dist`, whose path `cargo xtask test`
 //! passes in `LEAKTRACE_DIST`) and the GitHub Action that installs it:
-//! - the binary is static and traces the demo in an empty environment: no
-//!   PATH, so no cargo, rustc or LLVM;
+//! - the binary is static and traces the demo in an empty environment, with
+//!   the Rust toolchains and LLVM hidden;
 //! - the action's scripts install it with its file capability, and `go
 //!   test` under it, run as an unprivileged user, fails a leaky package with
 //!   its annotation and SARIF, and passes a clean one;
@@ -156,12 +156,45 @@ fn the_release_binary_is_static_and_traces_the_demo_with_an_empty_environment() 
     let version = go_versions().pop().unwrap();
     let demo = build(&version, "./cmd/demo", &[]);
     let report = unpacked.join("report.json");
-    let output: Output = Command::new(&binary)
+    // In a mount namespace where the Rust toolchains and LLVM are hidden
+    // under empty directories, with no environment at all.
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let hidden: Vec<String> = [format!("{home}/.cargo"), format!("{home}/.rustup")]
+        .into_iter()
+        .chain(
+            std::fs::read_dir("/usr/lib")
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().display().to_string())
+                .filter(|p| p.starts_with("/usr/lib/llvm")),
+        )
+        .filter(|p| Path::new(p).is_dir())
+        .collect();
+    let script = r#"
+        for dir in $HIDE; do mount -t tmpfs none "$dir" || exit 98; done
+        for tool in cargo rustc llvm-config bpf-linker; do
+            if command -v "$tool"; then echo "$tool is still here" >&2; exit 99; fi
+        done
+        exec "$@"
+    "#;
+    let output: Output = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&binary)
         .args(["run", "--fail-on-leak", "--json", "-o"])
         .arg(&report)
         .arg("--")
         .arg(&demo)
         .env_clear()
+        .env("HIDE", hidden.join(" "))
         .current_dir("/")
         .output()
         .unwrap();
@@ -292,8 +325,11 @@ fn the_action_installs_leaktrace_with_a_capability_and_go_test_fails_only_on_lea
                 ("GITHUB_ACTIONS", "true".into()),
                 ("GITHUB_WORKSPACE", repository.display().to_string()),
                 ("GITHUB_OUTPUT", output_file.display().to_string()),
-                ("PACKAGES", format!("./{package}")),
-                ("GO_TEST_FLAGS", "-count=1".into()),
+                // Quoted, as a workflow would write it.
+                (
+                    "GO_TEST_COMMAND",
+                    format!("go test -count=1 -run 'Test.*' ./{package}"),
+                ),
                 ("SARIF_DIR", format!("sarif-{package}")),
             ],
             &repository,

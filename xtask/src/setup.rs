@@ -31,8 +31,16 @@ Pin-Priority: 50
 ";
 
 /// What the tests run besides Go: the shells the completion scripts are
-/// loaded into, and setcap/getcap for the GitHub Action's install step.
-pub const TEST_TOOLS: &[&str] = &["bash", "zsh", "fish", "libcap2-bin"];
+/// loaded into, setcap/getcap for the GitHub Action's install step, and
+/// graphviz for the graph of `go tool pprof -http`.
+pub const TEST_TOOLS: &[&str] = &[
+    "bash",
+    "zsh",
+    "fish",
+    "libcap2-bin",
+    "graphviz",
+    "prometheus",
+];
 
 /// Everything: the eBPF toolchain and every Go toolchain the tests use.
 pub fn all() -> anyhow::Result<()> {

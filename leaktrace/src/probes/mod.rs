@@ -20,7 +20,9 @@ use aya::{
     },
 };
 use aya_log::EbpfLogger;
-use leaktrace_ebpf::{FIELD_ABSENT, GoLayout, LOG_LEVEL_DEBUG, LOG_LEVEL_OFF, TimerLayout, global};
+use leaktrace_ebpf::{
+    FIELD_ABSENT, GoLayout, LOG_LEVEL_DEBUG, LOG_LEVEL_OFF, TimerLayout, global, map,
+};
 use leaktrace_gobinary::{GoBinary, disasm};
 
 pub use maps::{
@@ -87,7 +89,17 @@ pub struct Settings {
     pub creation_stacks: bool,
     /// Log the first occurrence of each rare path (`--debug`).
     pub debug: bool,
+    /// Only the exit probe and a few per-site probes will be attached
+    /// (sampled mode): the per-site counters and the stack table are
+    /// sized for those, a few hundred KiB of kernel memory instead of tens
+    /// of MiB, which matters to `leaktrace agent` with one set per process.
+    pub few_sites: bool,
 }
+
+/// Table sizes with [`Settings::few_sites`]: the stacks of at most 64
+/// probed `go` statements, and their counters.
+const FEW_SITES_STACKS: u32 = 1024;
+const FEW_SITES_SITES: u32 = 1024;
 
 /// Set to `read` to make every read of a new goroutine fail in the probes,
 /// as the end-to-end test of `--debug` needs: a fault cannot be caused from
@@ -152,7 +164,13 @@ impl Probes {
         } else {
             LOG_LEVEL_OFF
         };
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        if settings.few_sites {
+            loader
+                .map_max_entries(map::STACKS, FEW_SITES_STACKS)
+                .map_max_entries(map::SITES, FEW_SITES_SITES);
+        }
+        let mut ebpf = loader
             .override_global(global::LOG_LEVEL, &log_level, true)
             .override_global(global::LAYOUT, &layout, true)
             .override_global(global::STOP_AT_EXIT, &stop_at_exit, true)

@@ -1,7 +1,7 @@
 //! The last stage: the report as text ([`text`]), JSON and NDJSON ([`json`]),
 //! a pprof profile ([`pprof`]), SARIF ([`sarif`]) and GitHub annotations
-//! ([`github`]) at the lines of its [`findings`], and the live view on a
-//! terminal ([`live_view`]). This is the only code that writes to stdout;
+//! ([`github`]) at the lines of its [`findings`], the agent's Prometheus
+//! metrics ([`prometheus`]), and the live view on a terminal ([`live_view`]). This is the only code that writes to stdout;
 //! messages for the user go to stderr through [`note`].
 
 pub mod findings;
@@ -9,6 +9,7 @@ pub mod github;
 pub mod json;
 pub mod live_view;
 pub mod pprof;
+pub mod prometheus;
 pub mod sarif;
 pub mod source_tree;
 pub mod text;

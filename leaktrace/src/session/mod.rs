@@ -1,13 +1,16 @@
-//! One pipeline for `leaktrace run` ([`run`]) and `leaktrace -p` ([`attach`]):
+//! One pipeline for `leaktrace run` ([`run`]), `leaktrace -p` ([`attach`])
+//! and `leaktrace agent` ([`agent`], `-p` for every Go process at once):
 //! open the binary, plan and attach the probes, read the process, analyse
 //! what was observed, render the report. The modes differ only in how they
 //! start the target and how long they watch; [`Tracing::conclude`] is where
 //! both end.
 
+pub mod agent;
 pub mod attach;
 pub mod launch;
 pub mod preflight;
 pub mod run;
+mod watch;
 
 use std::{collections::HashMap, path::Path};
 
@@ -84,6 +87,7 @@ impl Tracing {
                 at_exit,
                 creation_stacks,
                 debug: probe_args.debug,
+                few_sites: observing == Observing::Sampled,
             },
         )?;
         let points: Vec<ProbePoint> = match observing {
@@ -104,7 +108,15 @@ impl Tracing {
 
     /// Stage 4: reads the kernel's tables, analyses, and detaches the probes
     /// (the target pays for them only while observed).
-    fn conclude(self, mut ending: Ending, policy: &Policy) -> Result<Report, Error> {
+    fn conclude(self, ending: Ending, policy: &Policy) -> Result<Report, Error> {
+        let report = self.analyse(ending, policy)?;
+        self.probes.detach();
+        Ok(report)
+    }
+
+    /// Stage 4 with the probes left in place: `leaktrace agent` reports
+    /// again and again.
+    fn analyse(&self, mut ending: Ending, policy: &Policy) -> Result<Report, Error> {
         let costs = self.costs(&ending)?;
         let goroutines = self.probes.goroutines()?;
         let tickers = match ending.heap_tickers.take() {
@@ -162,9 +174,7 @@ impl Tracing {
             costs,
         };
         let symbolizer = Symbolizer::new(&self.binary, ending.load_bias);
-        let report = analysis::analyse(&observation, &symbolizer, policy);
-        self.probes.detach();
-        Ok(report)
+        Ok(analysis::analyse(&observation, &symbolizer, policy))
     }
 }
 
