@@ -39,14 +39,30 @@ impl WebUi {
 
     /// A page of the UI, once the server answers.
     fn page(&self, path: &str) -> String {
+        self.try_page(path)
+            .unwrap_or_else(|code| panic!("{path}: HTTP {code}"))
+    }
+
+    /// A page, or the HTTP status that refused it.
+    fn try_page(&self, path: &str) -> Result<String, u16> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match ureq::get(&format!("{}{path}", self.base)).call() {
-                Ok(mut response) => return response.body_mut().read_to_string().unwrap(),
-                Err(ureq::Error::StatusCode(code)) => panic!("{path}: HTTP {code}"),
+                Ok(mut response) => return Ok(response.body_mut().read_to_string().unwrap()),
+                Err(ureq::Error::StatusCode(code)) => return Err(code),
                 Err(e) if Instant::now() > deadline => panic!("{path}: {e}"),
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
+        }
+    }
+
+    /// The call graph: `/ui/graph` since the flame graph became the
+    /// default view (Go 1.26), `/ui/` before.
+    fn graph(&self) -> String {
+        match self.try_page("/ui/graph") {
+            Ok(page) => page,
+            Err(404) => self.page("/ui/"),
+            Err(code) => panic!("/ui/graph: HTTP {code}"),
         }
     }
 }
@@ -115,7 +131,7 @@ fn go_tool_pprof_shows_the_leaking_site_on_top() {
         );
         // The web UI: the graph (drawn by graphviz), the top table, the flame graph.
         let ui = WebUi::start(&version, &profile);
-        let graph = ui.page("/ui/");
+        let graph = ui.graph();
         assert!(graph.contains("<svg"), "{ctx}: no graph");
         assert!(graph.contains("main.leakGoroutine"), "{ctx}: {graph}");
         let table = ui.page("/ui/top");
