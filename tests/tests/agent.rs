@@ -192,6 +192,17 @@ fn prometheus_sees_the_leaking_services_and_not_the_healthy_ones() {
             services.push((kind, version.clone(), Running(child)));
         }
     }
+    // A shell that execs a Go service a while after the agent looked at it:
+    // same pid and start time, another program.
+    let exec_target = dir.join("fleet-exec");
+    std::fs::copy(build(&versions[0], "./cmd/service", &[]), &exec_target).unwrap();
+    let shell = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("sleep 4; exec {}", exec_target.display()))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    services.push(("exec", versions[0].clone(), Running(shell)));
     let agent_port = free_port();
     let agent_address = format!("127.0.0.1:{agent_port}");
     let agent = Command::new(leaktrace_bin())
@@ -225,12 +236,18 @@ fn prometheus_sees_the_leaking_services_and_not_the_healthy_ones() {
     wait_for(
         &prometheus,
         "leaktrace_processes_observed",
-        "every service observed",
+        "every service observed, and the one a shell exec'd",
         |r| {
             r.first()
-                .is_some_and(|(_, v)| *v == (2 * versions.len()) as f64)
+                .is_some_and(|(_, v)| *v == (2 * versions.len() + 1) as f64)
         },
     );
+    let exec_seen = query(
+        &prometheus,
+        r#"leaktrace_goroutine_leaking_sites{exe="fleet-exec"}"#,
+    )
+    .unwrap();
+    assert_eq!(exec_seen.len(), 1, "{exec_seen:#?}");
     // Each leaking service starts leaking now, while observed.
     for (kind, _, service) in &services {
         if *kind == "leaky" {
@@ -267,7 +284,11 @@ fn prometheus_sees_the_leaking_services_and_not_the_healthy_ones() {
     );
 
     // The healthy services: observed, never a leak.
-    let sites = query(&prometheus, "leaktrace_goroutine_leaking_sites").unwrap();
+    let sites = query(
+        &prometheus,
+        r#"leaktrace_goroutine_leaking_sites{exe!="fleet-exec"}"#,
+    )
+    .unwrap();
     assert_eq!(sites.len(), 2 * versions.len(), "{sites:#?}");
     for (labels, value) in &sites {
         let expected = if leaky.contains(&labels["exe"]) {
@@ -329,6 +350,27 @@ fn prometheus_sees_the_leaking_services_and_not_the_healthy_ones() {
     assert!(
         log.lines().last() == Some("leaktrace: agent: stopped; every probe detached"),
         "{log}"
+    );
+}
+
+#[test]
+fn an_address_in_use_is_one_line() {
+    if !privileged("an_address_in_use_is_one_line") {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = Command::new(leaktrace_bin())
+        .args(["agent", "--listen", &address])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "leaktrace: error: cannot serve metrics on {address}; is another agent running? (--listen): Address already in use (os error 98)\n"
+        )
     );
 }
 

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | demo | test | bench | stress | dist | man`.
+//! Project tasks: `cargo xtask setup | demo | test | bench | stress | soak | dist | man`.
 
 mod bench;
 mod cmd;
@@ -9,6 +9,7 @@ mod go;
 mod layouts;
 mod process;
 mod setup;
+mod soak;
 mod stress;
 mod test;
 
@@ -34,6 +35,9 @@ enum Task {
     /// Stress leaktrace with every Go release: a million goroutines, stack
     /// growth, GC, parks, forks, killed targets and tracers, two tracers at once.
     Stress(stress::Options),
+    /// Run `leaktrace agent` under process churn for minutes: its memory
+    /// must stay flat, and no probe may outlive a process.
+    Soak(soak::Options),
     /// Fuzz every parser for a bounded time, seeded with real Go binaries.
     Fuzz {
         /// Seconds per fuzz target.
@@ -64,6 +68,7 @@ fn main() {
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Bench(options) => bench::run(options),
         Task::Stress(options) => stress::run(options),
+        Task::Soak(options) => soak::run(options),
         Task::Dist => dist::run().map(drop),
         Task::Man { out } => dist::man_pages(&out),
         Task::Test { cargo_test_args } => test::run(&cargo_test_args),

@@ -23,7 +23,7 @@ pub const TIMEOUT: &str = "1s";
 /// wrk's connections: enough to keep both cores busy.
 const CONNECTIONS: &str = "-c32";
 /// Load before the first measurement.
-const WARM_UP_SECONDS: u32 = 1;
+pub(super) const WARM_UP_SECONDS: u32 = 1;
 /// How long the server may take to listen.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long wrk may run past its `-d`.
@@ -89,21 +89,7 @@ fn measure(
     timeout: Option<&str>,
     config: &Config,
 ) -> anyhow::Result<Run> {
-    let mut command = Command::new(server);
-    command
-        .args(["-addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped());
-    if let Some(timeout) = timeout {
-        command.args(["-timeout", timeout]);
-    }
-    let mut server = Guard::spawn(&mut command)?;
-    let addr = server
-        .stdout()?
-        .find_map(LISTEN_TIMEOUT, |line| {
-            line.strip_prefix("listening ").map(str::to_owned)
-        })
-        .context("httpbench did not say where it listens")?;
-    let url = format!("http://{addr}/");
+    let (mut server, url) = start_server(server, timeout)?;
 
     // Warm up connections, caches and the heap before measuring.
     wrk(&url, WARM_UP_SECONDS)?;
@@ -130,6 +116,28 @@ fn measure(
     })
 }
 
+/// Starts httpbench on a free port: the server, and its URL.
+pub(super) fn start_server(
+    server: &Path,
+    timeout: Option<&str>,
+) -> anyhow::Result<(Guard, String)> {
+    let mut command = Command::new(server);
+    command
+        .args(["-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped());
+    if let Some(timeout) = timeout {
+        command.args(["-timeout", timeout]);
+    }
+    let mut server = Guard::spawn(&mut command)?;
+    let addr = server
+        .stdout()?
+        .find_map(LISTEN_TIMEOUT, |line| {
+            line.strip_prefix("listening ").map(str::to_owned)
+        })
+        .context("httpbench did not say where it listens")?;
+    Ok((server, format!("http://{addr}/")))
+}
+
 /// Every probe hit in a leaktrace report.
 fn probe_hits(report: &Path) -> anyhow::Result<u64> {
     let text =
@@ -145,13 +153,13 @@ fn probe_hits(report: &Path) -> anyhow::Result<u64> {
 }
 
 /// What wrk measured.
-struct Load {
-    rate: f64,
-    requests: u64,
+pub(super) struct Load {
+    pub(super) rate: f64,
+    pub(super) requests: u64,
 }
 
 /// Loads `url` for `seconds`: wrk's requests per second, and requests.
-fn wrk(url: &str, seconds: u32) -> anyhow::Result<Load> {
+pub(super) fn wrk(url: &str, seconds: u32) -> anyhow::Result<Load> {
     let mut wrk = Guard::spawn(
         Command::new("wrk")
             .args(["-t1", CONNECTIONS, &format!("-d{seconds}s"), url])

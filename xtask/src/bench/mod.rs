@@ -21,9 +21,13 @@
 //!   after a 1 s window, and its peak memory; and that the report counts
 //!   exactly the goroutines there are.
 //!
+//! - `agent`: the `http` server while `leaktrace agent` observes it: the
+//!   same requests per second and traps per request, and the agent's CPU.
+//!
 //! The attach-mode scenarios run leaktrace with its default flags (sampled)
 //! and with `--exact` (every goroutine event probed).
 
+mod agent;
 mod http;
 mod million;
 mod pingpong;
@@ -63,16 +67,18 @@ enum Scenario {
     HttpTimeout,
     Pingpong,
     Million,
+    Agent,
     All,
 }
 
 impl Scenario {
-    const EACH: [Scenario; 5] = [
+    const EACH: [Scenario; 6] = [
         Scenario::Spawn,
         Scenario::Http,
         Scenario::HttpTimeout,
         Scenario::Pingpong,
         Scenario::Million,
+        Scenario::Agent,
     ];
 
     fn selected(self) -> Vec<Scenario> {
@@ -121,8 +127,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     } else {
         &versions
     })?;
-    if scenarios.contains(&Scenario::Http) || scenarios.contains(&Scenario::HttpTimeout) {
-        setup::apt_packages(&["wrk"])?;
+    if scenarios.contains(&Scenario::Http)
+        || scenarios.contains(&Scenario::HttpTimeout)
+        || scenarios.contains(&Scenario::Agent)
+    {
+        setup::apt_packages(&["wrk", "curl"])?;
     }
     cmd::run(cmd::cargo().args(["build", "--release", "--package", "leaktrace"]))?;
     let bench = Bench {
@@ -146,6 +155,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
                 &versions,
                 options.goroutines.unwrap_or(million::GOROUTINES),
             )?,
+            Scenario::Agent => agent::run(&bench, &versions)?,
             Scenario::All => unreachable!("expanded by Scenario::selected"),
         }
         println!();

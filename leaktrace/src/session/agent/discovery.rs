@@ -98,12 +98,25 @@ fn pod_uid(segment: &str) -> Option<String> {
     is_uid.then_some(uid)
 }
 
+/// An executable file, by device and inode.
+pub type FileId = (u64, u64);
+
+/// The file process `pid` runs now: it changes when the process `exec`s
+/// (a shell that `exec`s the server keeps its pid and start time).
+pub fn exe_file(pid: u32) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(format!("/proc/{pid}/exe"))
+        .map(|m| (m.dev(), m.ino()))
+        .ok()
+}
+
 /// A process that may be observed: its identity, executable and container.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub identity: Identity,
     /// The executable's file name.
     pub exe: String,
+    pub exe_file: FileId,
     pub container: Container,
 }
 
@@ -142,10 +155,10 @@ pub fn processes() -> HashMap<u32, Identity> {
 /// processes gone or hidden from leaktrace.
 pub fn describe(identity: Identity) -> Option<Candidate> {
     let target = std::fs::read_link(format!("/proc/{}/exe", identity.pid)).ok()?;
-    let exe = file_name(&target);
     Some(Candidate {
         identity,
-        exe,
+        exe: file_name(&target),
+        exe_file: exe_file(identity.pid)?,
         container: Container::of(identity.pid),
     })
 }
@@ -226,6 +239,7 @@ mod tests {
                 start_time: 1,
             },
             exe: "api-server".into(),
+            exe_file: (1, 1),
             container: Container::from_path(&format!("/system.slice/docker-{ID}.scope")),
         };
         let selects_with = |rules: &[MatchRule]| selects(rules, &candidate);

@@ -16,7 +16,6 @@ mod server;
 
 use std::{
     collections::{HashMap, HashSet},
-    os::unix::fs::MetadataExt as _,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -28,7 +27,7 @@ use tokio::{
 };
 
 use self::{
-    discovery::{Candidate, Identity},
+    discovery::{Candidate, FileId, Identity},
     observed::Observed,
 };
 use super::{policy, preflight, watch::duration_ns};
@@ -54,9 +53,6 @@ pub enum AgentError {
         source: std::io::Error,
     },
 }
-
-/// An executable file, by device and inode.
-type FileId = (u64, u64);
 
 pub async fn agent(args: AgentArgs) -> Result<i32, Error> {
     preflight::check_kernel()?;
@@ -131,8 +127,8 @@ struct Agent {
     fleet: Arc<Mutex<Fleet>>,
     observed: HashMap<u32, Observed>,
     /// Processes looked at and not observed (not selected, not Go, or
-    /// failed): not looked at again while they run.
-    passed: HashMap<u32, Identity>,
+    /// failed): not looked at again while they run the same file.
+    passed: HashMap<u32, (Identity, Option<FileId>)>,
     not_go: HashSet<FileId>,
     /// The latest metrics of each observed process, by pid.
     metrics: HashMap<u32, render::prometheus::ProcessMetrics>,
@@ -142,22 +138,28 @@ impl Agent {
     /// Detaches from the processes gone; attaches to the new Go processes.
     async fn scan(&mut self) {
         let running = discovery::processes();
+        // Gone, or another program since an exec.
         let gone: Vec<u32> = self
             .observed
             .iter()
-            .filter(|(pid, o)| running.get(pid) != Some(&o.candidate.identity))
+            .filter(|(pid, o)| {
+                running.get(pid) != Some(&o.candidate.identity)
+                    || discovery::exe_file(**pid) != Some(o.candidate.exe_file)
+            })
             .map(|(pid, _)| *pid)
             .collect();
         for pid in gone {
             self.forget(pid);
         }
-        self.passed
-            .retain(|pid, identity| running.get(pid) == Some(identity));
+        self.passed.retain(|pid, (identity, file)| {
+            running.get(pid) == Some(identity) && discovery::exe_file(*pid) == *file
+        });
         for (pid, identity) in running {
             if self.observed.contains_key(&pid) || self.passed.contains_key(&pid) {
                 continue;
             }
-            self.passed.insert(pid, identity);
+            self.passed
+                .insert(pid, (identity, discovery::exe_file(pid)));
             let Some(candidate) = discovery::describe(identity) else {
                 continue;
             };
@@ -186,7 +188,7 @@ impl Agent {
     fn go_binary(&mut self, candidate: &Candidate) -> Option<GoBinary> {
         let pid = candidate.identity.pid;
         let path = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
-        let file: FileId = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok()?;
+        let file = candidate.exe_file;
         if self.not_go.contains(&file) {
             return None;
         }
@@ -241,7 +243,9 @@ impl Agent {
         }
         for pid in failed {
             if let Some(observed) = self.observed.get(&pid) {
-                self.passed.insert(pid, observed.candidate.identity);
+                let candidate = &observed.candidate;
+                self.passed
+                    .insert(pid, (candidate.identity, Some(candidate.exe_file)));
             }
             self.forget(pid);
         }
