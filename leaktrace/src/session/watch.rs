@@ -269,7 +269,7 @@ impl Watch {
         let (tickers, ticker_memory) = if target_exited {
             (HashMap::new(), TickerMemory::default())
         } else {
-            heap_tickers(process, &tracing.binary)
+            heap_tickers(process, &tracing.binary, !keep)
         };
         let ticker_channels: HashSet<u64> = ticker_memory.channels.values().copied().collect();
         // The library's goroutines that may run the program's code are
@@ -377,16 +377,20 @@ fn exact_end(
 }
 
 /// The running tickers in the target's timer heaps, their channels, and
-/// which a global refers to; none (with a note saying why) if the heaps
-/// cannot be read.
+/// which a global refers to; none if the heaps cannot be read, with a note
+/// saying why if `say_why` (not for the agent, whose processes may exit at
+/// any moment).
 fn heap_tickers(
     process: &Process,
     binary: &GoBinary,
+    say_why: bool,
 ) -> (HashMap<u64, TrackedTicker>, TickerMemory) {
     let found = match process.heap_tickers(binary) {
         Ok(found) => found,
         Err(e) => {
-            render::note(format!("tickers not read: {}", one_line(&e)));
+            if say_why {
+                render::note(format!("tickers not read: {}", one_line(&e)));
+            }
             return (HashMap::new(), TickerMemory::default());
         }
     };

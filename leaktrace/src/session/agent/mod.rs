@@ -224,12 +224,18 @@ impl Agent {
             }
             let result = observed
                 .sample(self.args.sample_interval, self.args.window)
-                .and_then(|()| observed.metrics(&self.policy, self.args.max_sites as usize));
+                .and_then(|sampled| {
+                    sampled
+                        .then(|| observed.metrics(&self.policy, self.args.max_sites as usize))
+                        .transpose()
+                });
             match result {
-                Ok(metrics) => {
+                Ok(Some(metrics)) => {
                     self.metrics.insert(*pid, metrics);
                     changed = true;
                 }
+                // Exiting: the next scan finds it gone.
+                Ok(None) => {}
                 // The next scan finds it gone.
                 Err(_) if !observed.candidate.identity.is_running() => {}
                 Err(e) => {

@@ -81,9 +81,10 @@ impl Observed {
     }
 
     /// A census; the window slides by half when it is a window old.
-    pub fn sample(&mut self, period: Duration, window: Duration) -> Result<(), Error> {
+    /// `false` if none could be taken (the process is exiting).
+    pub fn sample(&mut self, period: Duration, window: Duration) -> Result<bool, Error> {
         let symbolizer = Symbolizer::new(&self.tracing.binary, self.process.load_bias());
-        self.watch.sample(
+        let sampled = self.watch.sample(
             &mut self.tracing.probes,
             &self.tracing.binary,
             &self.process,
@@ -108,7 +109,7 @@ impl Observed {
         {
             self.next_window = Some(Timeline::new(live));
         }
-        Ok(())
+        Ok(sampled)
     }
 
     /// The report of the window so far, as metrics.
