@@ -34,6 +34,30 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// Whether a tool the tests run (a shell, Prometheus) is there, as `found`
+/// says: `cargo xtask test` installs it, so in CI it must be; elsewhere its
+/// absence skips the test, saying so.
+pub fn tool_available(tool: &str, found: bool) -> bool {
+    assert!(
+        found || !in_ci(),
+        "{tool} is not installed; `cargo xtask test` installs it"
+    );
+    if !found {
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+/// An empty directory for one test's files, under target/e2e-reports.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = workspace_root()
+        .join("target/e2e-reports")
+        .join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Whether privileged tests can run here. Skips (returns false) only outside CI.
 pub fn privileged(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.

@@ -13,12 +13,15 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use leaktrace_e2e::{build, go_versions, leaktrace_bin, marker_line, privileged, workspace_root};
+use leaktrace_e2e::{
+    build, go_versions, leaktrace_bin, marker_line, privileged, scratch_dir, tool_available,
+    workspace_root,
+};
 use serde_json::Value;
 use yaml_rust2::YamlLoader;
 
@@ -40,29 +43,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = workspace_root()
-        .join("target/e2e-reports")
-        .join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Prometheus must be installed where the tests run (`cargo xtask setup`
-/// installs Debian's package); only outside CI may its absence skip.
+/// Prometheus and promtool (Debian's package).
 fn prometheus_installed() -> bool {
-    let found =
-        Path::new("/usr/bin/prometheus").exists() && Path::new("/usr/bin/promtool").exists();
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(
-        found || !in_ci,
-        "prometheus is not installed; `cargo xtask test` installs it"
-    );
-    if !found {
-        eprintln!("SKIPPED: prometheus is not installed");
-    }
-    found
+    tool_available(
+        "prometheus",
+        Path::new("/usr/bin/prometheus").exists() && Path::new("/usr/bin/promtool").exists(),
+    )
 }
 
 /// A Prometheus server scraping `target` every second.
@@ -171,7 +157,7 @@ fn prometheus_sees_the_leaking_services_and_not_the_healthy_ones() {
     {
         return;
     }
-    let dir = scratch("agent");
+    let dir = scratch_dir("agent");
     let versions = go_versions();
     // One leaking and one healthy service per Go release, each under a
     // name of its own, so that `exe` tells them apart.

@@ -12,20 +12,13 @@ use std::{
     process::Output,
 };
 
-use leaktrace_e2e::{go, go_versions, leaktrace_bin, marker_line, privileged, workspace_root};
+use leaktrace_e2e::{
+    go, go_versions, leaktrace_bin, marker_line, privileged, scratch_dir, workspace_root,
+};
 use serde_json::Value;
 
 const LEAKY_FILE: &str = "tests/go/gotest/leaky/leaky_test.go";
 const LEAKY: &str = "leaktrace.test/targets/gotest/leaky";
-
-fn empty_dir(tag: &str) -> PathBuf {
-    let dir = workspace_root()
-        .join("target/e2e-reports")
-        .join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `go test` of the leaky and the clean package under leaktrace, as in a
 /// GitHub Actions job. The repository is found from `GITHUB_WORKSPACE` when
@@ -121,8 +114,8 @@ fn leaks_are_annotated_and_written_as_sarif_at_the_repositorys_line() {
             (&["-trimpath"][..], (!has_git).then_some(root.as_path())),
         ] {
             let context = format!("go{version} {flags:?}");
-            let sarif = empty_dir(&format!("sarif-{version}"));
-            let pprof = empty_dir(&format!("pprof-{version}"));
+            let sarif = scratch_dir(&format!("sarif-{version}"));
+            let pprof = scratch_dir(&format!("pprof-{version}"));
             let output = go_test_in_actions(&version, flags, workspace, &sarif, &pprof);
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(

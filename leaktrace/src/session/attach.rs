@@ -45,9 +45,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
     let executable = process::executable_of(pid)?;
     let binary = GoBinary::open_as(&executable.path, &executable.shown)?;
     super::warn_about(&binary);
-    preflight::check_kernel()?;
-    preflight::check_capabilities(!process::is_own(pid))?;
-    preflight::check_uprobe_permission()?;
+    preflight::check(!process::is_own(pid))?;
     let policy = policy(
         IgnoreRules::from_args(&args.ignore)?,
         Thresholds {

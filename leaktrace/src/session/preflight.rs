@@ -46,6 +46,14 @@ pub enum PreflightError {
     UprobesNeedSysAdmin,
 }
 
+/// Everything a session needs of the kernel and of leaktrace's privileges,
+/// before it loads anything; `need_ptrace` to read other users' processes.
+pub fn check(need_ptrace: bool) -> Result<(), PreflightError> {
+    check_kernel()?;
+    check_capabilities(need_ptrace)?;
+    check_uprobe_permission()
+}
+
 /// The kernel registers a "uprobe" PMU when built with CONFIG_UPROBE_EVENTS.
 pub fn check_kernel() -> Result<(), PreflightError> {
     check_uprobe_pmu(Path::new(UPROBE_PMU))

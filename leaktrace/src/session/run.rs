@@ -34,9 +34,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     let path = launch::resolve_command(&args.command[0])?;
     let binary = GoBinary::open(&path)?;
     super::warn_about(&binary);
-    preflight::check_kernel()?;
-    preflight::check_capabilities(false)?;
-    preflight::check_uprobe_permission()?;
+    preflight::check(false)?;
     let policy = policy(
         IgnoreRules::from_args(&args.ignore)?,
         Thresholds {

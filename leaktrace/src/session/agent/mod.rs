@@ -55,10 +55,8 @@ pub enum AgentError {
 }
 
 pub async fn agent(args: AgentArgs) -> Result<i32, Error> {
-    preflight::check_kernel()?;
     // Other users' processes: their memory needs CAP_SYS_PTRACE.
-    preflight::check_capabilities(true)?;
-    preflight::check_uprobe_permission()?;
+    preflight::check(true)?;
     let policy = policy(
         IgnoreRules::from_args(&args.ignore)?,
         Thresholds {
