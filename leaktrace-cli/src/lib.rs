@@ -226,6 +226,17 @@ pub enum MatchRule {
     Container(String),
 }
 
+impl std::fmt::Display for MatchRule {
+    /// As given on the command line: `exe=api*`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MatchRule::Exe(name) => write!(f, "exe={name}"),
+            MatchRule::Cgroup(text) => write!(f, "cgroup={text}"),
+            MatchRule::Container(id) => write!(f, "container={id}"),
+        }
+    }
+}
+
 fn parse_match_rule(text: &str) -> Result<MatchRule, String> {
     let (kind, value) = text
         .split_once('=')

@@ -90,16 +90,17 @@ pub struct Settings {
     /// Log the first occurrence of each rare path (`--debug`).
     pub debug: bool,
     /// Only the exit probe and a few per-site probes will be attached
-    /// (sampled mode): the per-site counters and the stack table are
-    /// sized for those, a few hundred KiB of kernel memory instead of tens
-    /// of MiB, which matters to `leaktrace agent` with one set per process.
+    /// (sampled mode): the preallocated tables are sized for those, about
+    /// 2 MiB of kernel memory instead of about 27 MiB, which matters to
+    /// `leaktrace agent` with one set per process.
     pub few_sites: bool,
 }
 
 /// Table sizes with [`Settings::few_sites`]: the stacks of at most 64
-/// probed `go` statements, and their counters.
+/// probed `go` statements and their counters; no ticker probe is attached.
 const FEW_SITES_STACKS: u32 = 1024;
 const FEW_SITES_SITES: u32 = 1024;
+const FEW_SITES_PENDING_TICKERS: u32 = 64;
 
 /// Set to `read` to make every read of a new goroutine fail in the probes,
 /// as the end-to-end test of `--debug` needs: a fault cannot be caused from
@@ -168,7 +169,8 @@ impl Probes {
         if settings.few_sites {
             loader
                 .map_max_entries(map::STACKS, FEW_SITES_STACKS)
-                .map_max_entries(map::SITES, FEW_SITES_SITES);
+                .map_max_entries(map::SITES, FEW_SITES_SITES)
+                .map_max_entries(map::PENDING_TICKERS, FEW_SITES_PENDING_TICKERS);
         }
         let mut ebpf = loader
             .override_global(global::LOG_LEVEL, &log_level, true)

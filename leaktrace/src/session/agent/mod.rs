@@ -85,7 +85,8 @@ pub async fn agent(args: AgentArgs) -> Result<i32, Error> {
         if args.matches.is_empty() {
             "every Go process".to_string()
         } else {
-            format!("the Go processes {:?} selects", args.matches)
+            let rules: Vec<String> = args.matches.iter().map(ToString::to_string).collect();
+            format!("the Go processes that --match {} selects", rules.join(", "))
         }
     ));
 
