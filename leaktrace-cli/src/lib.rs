@@ -34,8 +34,8 @@ Examples:
   source <(leaktrace completions bash)
 
 Privileges:
-  root, or: run needs CAP_SYS_ADMIN; -p of another user's process also
-  CAP_SYS_PTRACE. Kernels without the fix for CVE-2025-38466 (before Linux
+  root, or: run needs CAP_SYS_ADMIN; -p of another user's process, and
+  agent, also CAP_SYS_PTRACE. Kernels without the fix for CVE-2025-38466 (before Linux
   6.16) accept CAP_BPF and CAP_PERFMON instead of CAP_SYS_ADMIN.
 
 Exit status:
