@@ -35,8 +35,9 @@ Examples:
 
 Privileges:
   root, or: run needs CAP_SYS_ADMIN; -p of another user's process, and
-  agent, also CAP_SYS_PTRACE. Kernels without the fix for CVE-2025-38466 (before Linux
-  6.16) accept CAP_BPF and CAP_PERFMON instead of CAP_SYS_ADMIN.
+  agent, also CAP_SYS_PTRACE. Kernels without the fix for CVE-2025-38466
+  (before Linux 6.16) accept CAP_BPF and CAP_PERFMON instead of
+  CAP_SYS_ADMIN.
 
 Exit status:
   0    no site judged leaking (or --fail-on-leak not given); also when the
