@@ -3,7 +3,7 @@
 //! toolchain, all observed by one agent at once.
 //! - Through Prometheus's query API, `leaktrace_goroutines{verdict="leak"}`
 //!   names exactly the leaking `go` statement of each leaking service, and
-//!   nothing of the healthy ones;
+//!   nothing of the healthy ones; `leaktrace_tickers` their leaking ticker;
 //! - the processes are followed: when they exit, their series go, and the
 //!   agent holds no probe (no perf event, no BPF program) any more;
 //! - SIGTERM stops it with status 0.
@@ -168,7 +168,15 @@ fn prometheus_sees_the_leaking_services_and_not_the_healthy_ones() {
             std::fs::copy(build(version, package, &[]), &binary).unwrap();
             let mut command = Command::new(&binary);
             if kind == "leaky" {
-                command.args(["-leak-every", "100ms", "-leak-count", "100000"]);
+                // And a goroutine ranging over a ticker it never stops.
+                command.args([
+                    "-leak-every",
+                    "100ms",
+                    "-leak-count",
+                    "100000",
+                    "-tickers",
+                    "1",
+                ]);
             }
             let child = command
                 .stdout(Stdio::null())
@@ -294,6 +302,17 @@ fn prometheus_sees_the_leaking_services_and_not_the_healthy_ones() {
         healthy_series.iter().all(|(l, _)| l["verdict"] != "leak"),
         "{healthy_series:#?}"
     );
+    // The tickers: one each, never stopped, held by the goroutine that
+    // receives from it. Read from the timer heaps, their line is unknown.
+    let tickers = query(&prometheus, r#"leaktrace_tickers{verdict="leak"}"#).unwrap();
+    assert_eq!(names(&tickers, "exe"), leaky, "{tickers:#?}");
+    for (labels, value) in &tickers {
+        assert_eq!(
+            (labels["site"].as_str(), *value),
+            ("unknown", 1.0),
+            "{labels:?}"
+        );
+    }
     // The probes the agent pays for: the exit probes, and the leaking
     // sites' go statements, no more.
     let hits = query(&prometheus, "leaktrace_probe_hits_total").unwrap();

@@ -49,6 +49,9 @@ pub(super) struct Watch {
     /// Sampled mode: whether to probe suspect sites for creation stacks
     /// (not with `--no-stacks`).
     probe_sites: bool,
+    /// Sampled mode: the channels of the tickers last read from the timer
+    /// heaps, so that a census can tell which goroutines wait on them.
+    ticker_channels: HashSet<u64>,
     /// Exact mode: the site counters when the goroutines were read.
     zero: SiteCounts,
     pub(super) censuses: u64,
@@ -81,6 +84,7 @@ impl Watch {
             census: None,
             probed_sites: HashSet::new(),
             probe_sites: false,
+            ticker_channels: HashSet::new(),
             censuses: 0,
             zero,
         };
@@ -124,6 +128,7 @@ impl Watch {
             census: None,
             probed_sites: HashSet::new(),
             probe_sites: tracing.creation_stacks,
+            ticker_channels: HashSet::new(),
             censuses: 1,
             zero: SiteCounts::new(),
         };
@@ -179,7 +184,7 @@ impl Watch {
             return Ok(true);
         };
         // The target may be exiting: the liveness poll will say so.
-        let Ok(result) = process.take_census(census, &HashSet::new()) else {
+        let Ok(result) = process.take_census(census, &self.ticker_channels) else {
             return Ok(false);
         };
         self.censuses += 1;
@@ -234,7 +239,7 @@ impl Watch {
     }
 
     /// Sampled mode, `leaktrace agent`: what the window has seen until now,
-    /// with a census taken now, as it would end; it goes on.
+    /// as it would end, from the census [`Self::sample`] just took; it goes on.
     pub(super) fn so_far(
         &mut self,
         tracing: &Tracing,
@@ -271,13 +276,18 @@ impl Watch {
         } else {
             heap_tickers(process, &tracing.binary, !keep)
         };
-        let ticker_channels: HashSet<u64> = ticker_memory.channels.values().copied().collect();
+        self.ticker_channels = ticker_memory.channels.values().copied().collect();
         // The library's goroutines that may run the program's code are
-        // looked at one by one, once, at the end.
+        // looked at one by one: at the end, or (the agent) from the next
+        // census on.
         let symbolizer = Symbolizer::new(&tracing.binary, process.load_bias());
         census.follow_each_stuck(analysis::library_sites(last, &symbolizer));
-        let mut at_end = false;
-        if !target_exited && let Ok(result) = process.take_census(census, &ticker_channels) {
+        // The agent's last census was taken a moment ago by `sample`.
+        let mut at_end = keep;
+        if !keep
+            && !target_exited
+            && let Ok(result) = process.take_census(census, &self.ticker_channels)
+        {
             self.censuses += 1;
             self.timeline
                 .push(census_sample(&result, &tracing.probes, started)?);
