@@ -360,6 +360,10 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The longest duration a flag takes: deadlines are computed from it, and
+/// ten years is longer than any observation.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Parses `500ms`, `30s`, `5m`, `2h`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -381,7 +385,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
+    let duration =
+        Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "duration {text:?} is too long: at most 87600h (ten years)"
+        ));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -473,6 +484,14 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert_eq!(
+            parse_duration("18000000000000000000"),
+            Err("duration \"18000000000000000000\" is too long: at most 87600h (ten years)".into())
+        );
+        assert_eq!(
+            parse_duration("87600h"),
+            Ok(Duration::from_secs(10 * 365 * 24 * 3600))
+        );
         assert!(parse_positive_duration("0s").is_err());
         assert_eq!(parse_positive_duration("1ms"), Ok(Duration::from_millis(1)));
     }

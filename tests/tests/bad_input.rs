@@ -198,6 +198,13 @@ fn usage_errors_exit_2() {
         (&["run"], "<CMD>"),
         (&["-p", "1", "--duration", "soon"], "--duration"),
         (&["-p", "1", "--interval", "0s"], "--interval"),
+        (
+            &["agent", "--sample-interval", "18000000000000000000"],
+            "--sample-interval",
+        ),
+        (&["agent", "--match", "pid=1"], "--match"),
+        (&["agent", "--listen", "localhost"], "--listen"),
+        (&["completions", "tcsh"], "<SHELL>"),
         (&["-p", "1", "--min-growth", "lots"], "--min-growth"),
         (
             &["-p", "1", "--probe-placement", "anywhere"],

@@ -142,3 +142,18 @@ fn version_names_the_source_commit() {
         format!("leaktrace {} ({commit})", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn a_closed_output_is_no_error() {
+    let mut child = Command::new(leaktrace_bin())
+        .args(["completions", "zsh"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Whoever reads it is gone before the first byte.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
