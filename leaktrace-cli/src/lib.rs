@@ -335,6 +335,13 @@ pub struct ProbeArgs {
     /// unexpected runtime layout) on stderr, with its context.
     #[arg(long)]
     pub debug: bool,
+
+    /// Track only one-shot timers (NewTimer, After, AfterFunc) set at least D
+    /// ahead; shorter ones fire before they can pile up, and are filtered
+    /// out in the kernel before their stack is walked. `0` tracks them all.
+    /// Tickers are always tracked.
+    #[arg(long, value_name = "D", default_value = "500ms", value_parser = parse_duration)]
+    pub min_timer: Duration,
 }
 
 /// A usage error as one line: clap's message without its usage block and

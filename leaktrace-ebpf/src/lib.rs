@@ -19,16 +19,18 @@ pub mod program {
     pub const GOROUTINE_PARKED: &str = "goroutine_parked";
     /// `runtime.exit`.
     pub const PROCESS_EXITING: &str = "process_exiting";
-    /// `time.startTimer` (before Go 1.23).
-    pub const TICKER_STARTED: &str = "ticker_started";
-    /// `time.newTimer`'s entry (Go 1.23+).
-    pub const TICKER_CREATING: &str = "ticker_creating";
-    /// `time.newTimer`'s returns (Go 1.23+).
-    pub const TICKER_CREATED: &str = "ticker_created";
+    /// `time.startTimer` (before Go 1.23): every timer and ticker package
+    /// time starts.
+    pub const TIMER_STARTED: &str = "timer_started";
+    /// The `CALL runtime.(*timer).modify` in `time.newTimer` (Go 1.23+).
+    pub const TIMER_CREATED: &str = "timer_created";
     /// `time.stopTimer`.
-    pub const TICKER_STOPPED: &str = "ticker_stopped";
-    /// `time.resetTimer` or `time.modTimer`.
-    pub const TICKER_RESET: &str = "ticker_reset";
+    pub const TIMER_STOPPED: &str = "timer_stopped";
+    /// `time.resetTimer` (Go 1.23+) or `time.modTimer` (before): a new
+    /// `when` and period.
+    pub const TIMER_RESET: &str = "timer_reset";
+    /// `time.resetTimer` before Go 1.23: a new `when`, the period kept.
+    pub const TIMER_REARMED: &str = "timer_rearmed";
     /// The `CALL runtime.newproc` of one `go` statement (sampled attach mode).
     pub const SITE_CREATING: &str = "site_creating";
     /// `runtime.dieFromSignal`: killed by a signal, `runtime.exit` is never reached.
@@ -41,11 +43,11 @@ pub mod program {
         GOROUTINE_DESTROYED,
         GOROUTINE_PARKED,
         PROCESS_EXITING,
-        TICKER_STARTED,
-        TICKER_CREATING,
-        TICKER_CREATED,
-        TICKER_STOPPED,
-        TICKER_RESET,
+        TIMER_STARTED,
+        TIMER_CREATED,
+        TIMER_STOPPED,
+        TIMER_RESET,
+        TIMER_REARMED,
         SITE_CREATING,
         PROCESS_DYING,
     ];
@@ -59,11 +61,11 @@ pub mod hit {
     pub const GOROUTINE_DESTROYED: u32 = 2;
     pub const GOROUTINE_PARKED: u32 = 3;
     pub const PROCESS_EXITING: u32 = 4;
-    pub const TICKER_STARTED: u32 = 5;
-    pub const TICKER_CREATING: u32 = 6;
-    pub const TICKER_CREATED: u32 = 7;
-    pub const TICKER_STOPPED: u32 = 8;
-    pub const TICKER_RESET: u32 = 9;
+    pub const TIMER_STARTED: u32 = 5;
+    pub const TIMER_CREATED: u32 = 6;
+    pub const TIMER_STOPPED: u32 = 7;
+    pub const TIMER_RESET: u32 = 8;
+    pub const TIMER_REARMED: u32 = 9;
     pub const SITE_CREATING: u32 = 10;
     pub const PROCESS_DYING: u32 = 11;
     pub const COUNT: u32 = 12;
@@ -77,10 +79,10 @@ pub mod map {
     pub const SITES: &str = "SITES";
     /// Creation stacks, by stack id.
     pub const STACKS: &str = "STACKS";
-    /// `*time.Ticker` address → [`TickerRecord`](crate::TickerRecord).
-    pub const TICKERS: &str = "TICKERS";
-    /// Tickers between `newTimer`'s entry and return, by creating goroutine.
-    pub const PENDING_TICKERS: &str = "PENDING_TICKERS";
+    /// `*time.Timer` or `*time.Ticker` address → [`TimerRecord`](crate::TimerRecord).
+    pub const TIMERS: &str = "TIMERS";
+    /// Creation stack id → per-CPU [`TimerCounters`](crate::TimerCounters).
+    pub const TIMER_SITES: &str = "TIMER_SITES";
     /// Per-CPU event counters, indexed by [`counter`](crate::counter).
     pub const COUNTERS: &str = "COUNTERS";
     /// Ring buffer of [`ExitNotice`](crate::ExitNotice)s.
@@ -99,8 +101,8 @@ pub mod map {
         GOROUTINES,
         SITES,
         STACKS,
-        TICKERS,
-        PENDING_TICKERS,
+        TIMERS,
+        TIMER_SITES,
         COUNTERS,
         EXIT_NOTICES,
         HITS,
@@ -115,15 +117,25 @@ pub mod global {
     /// [`GoLayout`](crate::GoLayout).
     pub const LAYOUT: &str = "LAYOUT";
     /// [`TimerLayout`](crate::TimerLayout).
-    pub const TIMERS: &str = "TIMERS";
+    pub const TIMER_LAYOUT: &str = "TIMER_LAYOUT";
     /// `u8`: non-zero to record goroutine creation stacks.
     pub const GOROUTINE_STACKS: &str = "GOROUTINE_STACKS";
     /// `u8`: non-zero to SIGSTOP the target in `runtime.exit`.
     pub const STOP_AT_EXIT: &str = "STOP_AT_EXIT";
+    /// `u64`: one-shot timers set less than this many nanoseconds ahead are
+    /// not tracked (`--min-timer`).
+    pub const MIN_TIMER_NS: &str = "MIN_TIMER_NS";
     /// `u8`: aya-log's level; 0 logs nothing, [`LOG_LEVEL_DEBUG`](crate::LOG_LEVEL_DEBUG) everything.
     pub const LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
-    pub const ALL: &[&str] = &[LAYOUT, TIMERS, GOROUTINE_STACKS, STOP_AT_EXIT, LOG_LEVEL];
+    pub const ALL: &[&str] = &[
+        LAYOUT,
+        TIMER_LAYOUT,
+        GOROUTINE_STACKS,
+        STOP_AT_EXIT,
+        MIN_TIMER_NS,
+        LOG_LEVEL,
+    ];
 }
 
 /// Byte offsets of the `runtime.g` fields the probes read, taken from the target's
@@ -142,39 +154,58 @@ pub struct GoLayout {
     pub m_curg: u64,
 }
 
-/// How tickers look in the target's Go release, set as a global before load.
+/// How timers look in the target's Go release, set as a global before load.
+/// A timer is known by the address of its `*time.Timer` or `*time.Ticker`
+/// (Go 1.23+: the runtime's `timeTimer`, the same object).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TimerLayout {
-    /// Subtracted from the timer pointer the runtime functions get, to find
-    /// the `*time.Ticker`: 8 before Go 1.23 (`Ticker{C, r runtimeTimer}`), 0 after.
-    pub ticker_from_timer: u64,
-    /// Offset of `period` in the pre-1.23 `runtimeTimer` (read at `startTimer`).
+    /// Subtracted from the pointer `stopTimer` and `resetTimer` get: 8
+    /// before Go 1.23 (`Timer{C, r runtimeTimer}`, they get `&t.r`), 0 after.
+    pub handle_from_argument: u64,
+    /// Subtracted from the receiver of `(*timer).modify` in `newTimer`
+    /// (Go 1.23+): `timer` in `runtime.timeTimer`.
+    pub handle_from_receiver: u64,
+    /// Offsets in the pre-1.23 `runtimeTimer`, read at `startTimer`.
+    pub runtime_timer_when: u64,
     pub runtime_timer_period: u64,
+    pub runtime_timer_f: u64,
 }
 
-/// What the kernel keeps per ticker, keyed by its `*time.Ticker` address.
+/// What the kernel keeps per timer or ticker, keyed by its `*time.Timer` or
+/// `*time.Ticker` address.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TickerRecord {
+pub struct TimerRecord {
+    /// When it fires next, on the runtime's clock (`nanotime`,
+    /// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`).
+    pub when_ns: i64,
+    /// 0 for a one-shot timer.
     pub period_ns: i64,
     /// `bpf_ktime_get_ns` at creation.
     pub created_ns: u64,
+    /// The func value it runs: `time.sendTime` (NewTimer, After, NewTicker)
+    /// or `time.goFunc` (AfterFunc).
+    pub func: u64,
     /// The creation stack in `STACKS`; [`NO_STACK`] if none.
     pub stack_id: i32,
     /// 1 after `Stop`, 0 again after `Reset`.
     pub stopped: u8,
-    pub _pad: [u8; 3],
+    /// `Reset`s, saturating at 255.
+    pub resets: u8,
+    pub _pad: [u8; 2],
 }
 
-/// A ticker being created (Go 1.23+): seen at `newTimer`'s entry, completed
-/// at its return, keyed by the creating goroutine.
+/// Per creation stack, what happened to the timers created there, counted
+/// in the kernel: exact however the per-timer table turns over.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PendingTicker {
-    pub period_ns: i64,
-    pub stack_id: i32,
-    pub _pad: u32,
+pub struct TimerCounters {
+    pub created: u64,
+    /// `Stop` calls on these timers.
+    pub stopped: u64,
+    /// `Reset` calls on these timers.
+    pub reset: u64,
 }
 
 /// [`global::LOG_LEVEL`] for `--debug`: aya-log's `Debug`.
@@ -182,8 +213,10 @@ pub const LOG_LEVEL_DEBUG: u8 = 4;
 /// [`global::LOG_LEVEL`] without `--debug`: nothing is logged.
 pub const LOG_LEVEL_OFF: u8 = 0;
 
-/// Capacity of the ticker table.
-pub const MAX_TICKERS: u32 = 1 << 16;
+/// Capacity of the timer table (timers and tickers).
+pub const MAX_TIMERS: u32 = 1 << 16;
+/// Capacity of the per-creation-stack timer counters.
+pub const MAX_TIMER_SITES: u32 = 1 << 12;
 
 /// Marks a field of [`GoLayout`] that the target's Go version does not have.
 pub const FIELD_ABSENT: u64 = u64::MAX;
@@ -286,12 +319,16 @@ pub mod counter {
     pub const DROPPED_EXIT_NOTICE: u32 = 6;
     /// A creation stack could not be stored (stack table full or collision).
     pub const DROPPED_STACK: u32 = 7;
-    /// A ticker was not recorded because the ticker table was full.
-    pub const DROPPED_TICKER_TABLE_FULL: u32 = 8;
+    /// A timer or ticker was not recorded because the timer table was full,
+    /// or its counters because the timer-site table was.
+    pub const DROPPED_TIMER_TABLE_FULL: u32 = 8;
     /// A new goroutine's `gopc` or `startpc` read as 0: the layout is not
     /// what leaktrace was told (logged with `--debug`, not a drop).
     pub const UNEXPECTED_LAYOUT: u32 = 9;
-    pub const COUNT: u32 = 10;
+    /// One-shot timers set less than `--min-timer` ahead, not tracked (a
+    /// filter, not a drop).
+    pub const TIMERS_TOO_SHORT: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Capacity of the goroutine table. Allocated on demand (`BPF_F_NO_PREALLOC`).
@@ -310,6 +347,7 @@ mod pod {
     unsafe impl aya::Pod for super::SiteKey {}
     unsafe impl aya::Pod for super::SiteStack {}
     unsafe impl aya::Pod for super::TimerLayout {}
-    unsafe impl aya::Pod for super::TickerRecord {}
+    unsafe impl aya::Pod for super::TimerRecord {}
+    unsafe impl aya::Pod for super::TimerCounters {}
     unsafe impl aya::Pod for super::ExitNotice {}
 }

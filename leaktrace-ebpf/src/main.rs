@@ -25,8 +25,8 @@ mod programs {
     use aya_log_ebpf::warn;
     use leaktrace_ebpf::{
         ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITE_STACKS,
-        MAX_SITES, MAX_STACKS, MAX_TICKERS, NO_STACK, PendingTicker, SiteCounters, SiteKey,
-        SiteStack, TickerRecord, TimerLayout, counter, hit,
+        MAX_SITES, MAX_STACKS, MAX_TIMER_SITES, MAX_TIMERS, NO_STACK, SiteCounters, SiteKey,
+        SiteStack, TimerCounters, TimerLayout, TimerRecord, counter, hit,
     };
 
     const BPF_F_NO_PREALLOC: u32 = 1;
@@ -45,10 +45,18 @@ mod programs {
 
     /// Set by userspace before load.
     #[unsafe(no_mangle)]
-    static TIMERS: TimerLayout = TimerLayout {
-        ticker_from_timer: 0,
+    static TIMER_LAYOUT: TimerLayout = TimerLayout {
+        handle_from_argument: 0,
+        handle_from_receiver: 0,
+        runtime_timer_when: 0,
         runtime_timer_period: 0,
+        runtime_timer_f: 0,
     };
+
+    /// Set by userspace before load: one-shot timers set less than this far
+    /// ahead fire before they can pile up, and are not tracked.
+    #[unsafe(no_mangle)]
+    static MIN_TIMER_NS: u64 = 0;
 
     /// Non-zero: record goroutine creation stacks (about 1 µs per goroutine).
     #[unsafe(no_mangle)]
@@ -73,11 +81,13 @@ mod programs {
     static STACKS: StackTrace = StackTrace::with_max_entries(MAX_STACKS, 0);
 
     #[map]
-    static TICKERS: HashMap<u64, TickerRecord> =
-        HashMap::with_max_entries(MAX_TICKERS, BPF_F_NO_PREALLOC);
+    static TIMERS: HashMap<u64, TimerRecord> =
+        HashMap::with_max_entries(MAX_TIMERS, BPF_F_NO_PREALLOC);
 
+    /// Per-CPU, so counting needs no atomics; userspace sums the CPUs.
     #[map]
-    static PENDING_TICKERS: HashMap<u64, PendingTicker> = HashMap::with_max_entries(4096, 0);
+    static TIMER_SITES: PerCpuHashMap<i32, TimerCounters> =
+        PerCpuHashMap::with_max_entries(MAX_TIMER_SITES, 0);
 
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -393,7 +403,7 @@ mod programs {
 
     #[inline(always)]
     fn timers() -> TimerLayout {
-        unsafe { core::ptr::read_volatile(&TIMERS) }
+        unsafe { core::ptr::read_volatile(&TIMER_LAYOUT) }
     }
 
     #[inline(always)]
@@ -410,118 +420,151 @@ mod programs {
         }
     }
 
+    /// A timer or ticker package time is starting. One-shot timers set less
+    /// than `MIN_TIMER_NS` ahead are filtered out here, before the stack
+    /// walk: they fire before they can pile up.
     #[inline(always)]
-    fn record_ticker(ctx: &ProbeContext, ticker: u64, period_ns: i64, stack_id: i32) {
-        let record = TickerRecord {
-            period_ns,
-            created_ns: unsafe { bpf_ktime_get_ns() },
+    fn record_timer(ctx: &ProbeContext, timer: u64, when_ns: i64, period_ns: i64, func: u64) {
+        let now = unsafe { bpf_ktime_get_ns() };
+        let min = unsafe { core::ptr::read_volatile(&MIN_TIMER_NS) };
+        if period_ns <= 0 && when_ns.saturating_sub(now as i64) < min as i64 {
+            bump(counter::TIMERS_TOO_SHORT);
+            return;
+        }
+        let stack_id = creation_stack(ctx);
+        let record = TimerRecord {
+            when_ns,
+            period_ns: period_ns.max(0),
+            created_ns: now,
+            func,
             stack_id,
             ..Default::default()
         };
-        if TICKERS.insert(ticker, record, 0).is_err() {
-            bump(counter::DROPPED_TICKER_TABLE_FULL);
-            if first_time(counter::DROPPED_TICKER_TABLE_FULL) {
+        if TIMERS.insert(timer, record, 0).is_err() {
+            bump(counter::DROPPED_TIMER_TABLE_FULL);
+            if first_time(counter::DROPPED_TIMER_TABLE_FULL) {
                 warn!(
                     ctx,
-                    "the ticker table is full; ticker {:x} is not tracked", ticker
+                    "the timer table is full; timer {:x} is not tracked", timer
                 );
             }
+            return;
+        }
+        count_timer(ctx, stack_id, |c| &mut c.created);
+    }
+
+    /// Adds to a creation stack's timer counters, creating them on first use.
+    #[inline(always)]
+    fn count_timer(ctx: &ProbeContext, stack_id: i32, field: fn(&mut TimerCounters) -> &mut u64) {
+        for _ in 0..2 {
+            if let Some(counters) = TIMER_SITES.get_ptr_mut(&stack_id) {
+                *field(unsafe { &mut *counters }) += 1;
+                return;
+            }
+            let _ = TIMER_SITES.insert(&stack_id, &TimerCounters::default(), BPF_NOEXIST.into());
+        }
+        bump(counter::DROPPED_TIMER_TABLE_FULL);
+        if first_time(counter::DROPPED_TIMER_TABLE_FULL) {
+            warn!(
+                ctx,
+                "the timer-site table is full; a timer event is not counted"
+            );
         }
     }
 
-    /// Before Go 1.23, at `time.startTimer(t *runtimeTimer)` (RAX): a timer
-    /// with a period is a ticker, and `t` is its `r` field.
+    /// Before Go 1.23, at `time.startTimer(t *runtimeTimer)` (RAX): every
+    /// NewTimer, After, AfterFunc and NewTicker passes here once. `t` is the
+    /// Timer's or Ticker's `r` field.
     #[uprobe]
-    pub fn ticker_started(ctx: ProbeContext) -> u32 {
-        hit(hit::TICKER_STARTED);
+    pub fn timer_started(ctx: ProbeContext) -> u32 {
+        hit(hit::TIMER_STARTED);
         let timer = regs(&ctx).rax;
-        let timers = timers();
-        let Some(period) = read_u64(&ctx, timer + timers.runtime_timer_period) else {
+        let layout = timers();
+        let (Some(when), Some(period), Some(func)) = (
+            read_u64(&ctx, timer + layout.runtime_timer_when),
+            read_u64(&ctx, timer + layout.runtime_timer_period),
+            read_u64(&ctx, timer + layout.runtime_timer_f),
+        ) else {
             return 0;
         };
-        if period as i64 > 0 {
-            record_ticker(
-                &ctx,
-                timer - timers.ticker_from_timer,
-                period as i64,
-                creation_stack(&ctx),
-            );
-        }
+        record_timer(
+            &ctx,
+            timer - layout.handle_from_argument,
+            when as i64,
+            period as i64,
+            func,
+        );
         0
     }
 
-    /// From Go 1.23, at `time.newTimer(when, period, f, arg, cp)` (period in
-    /// RBX): remember a ticker being made by this goroutine until it returns.
+    /// From Go 1.23, on the `CALL t.modify(when, period, f, arg, seq)` in
+    /// `time.newTimer`, which every NewTimer, After, AfterFunc and NewTicker
+    /// makes once: the receiver (RAX) is the new timer, RBX `when`, RCX the
+    /// period, RDI `f`. The kernel emulates the `CALL`: one cheap trap per
+    /// timer, where probing the entry and returns would take two.
     #[uprobe]
-    pub fn ticker_creating(ctx: ProbeContext) -> u32 {
-        hit(hit::TICKER_CREATING);
+    pub fn timer_created(ctx: ProbeContext) -> u32 {
+        hit(hit::TIMER_CREATED);
         let regs = regs(&ctx);
-        let period = regs.rbx as i64;
-        if period > 0 {
-            let pending = PendingTicker {
-                period_ns: period,
-                stack_id: creation_stack(&ctx),
-                _pad: 0,
+        record_timer(
+            &ctx,
+            regs.rax - timers().handle_from_receiver,
+            regs.rbx as i64,
+            regs.rcx as i64,
+            regs.rdi,
+        );
+        0
+    }
+
+    /// At `time.stopTimer(t)` (RAX), for every timer.
+    #[uprobe]
+    pub fn timer_stopped(ctx: ProbeContext) -> u32 {
+        hit(hit::TIMER_STOPPED);
+        let timer = regs(&ctx).rax - timers().handle_from_argument;
+        if let Some(record) = TIMERS.get_ptr_mut(timer) {
+            let stack_id = unsafe {
+                (*record).stopped = 1;
+                (*record).stack_id
             };
-            if PENDING_TICKERS.insert(regs.r14, pending, 0).is_err() {
-                bump(counter::DROPPED_TICKER_TABLE_FULL);
-                if first_time(counter::DROPPED_TICKER_TABLE_FULL) {
-                    warn!(
-                        &ctx,
-                        "too many tickers are being created at once; one is not tracked"
-                    );
-                }
-            }
-        }
-        0
-    }
-
-    /// At each `RET` of `time.newTimer` (Go 1.23+): the new ticker is in RAX.
-    #[uprobe]
-    pub fn ticker_created(ctx: ProbeContext) -> u32 {
-        hit(hit::TICKER_CREATED);
-        let regs = regs(&ctx);
-        if let Some(pending) = unsafe { PENDING_TICKERS.get(regs.r14) } {
-            let (period, stack_id) = (pending.period_ns, pending.stack_id);
-            let _ = PENDING_TICKERS.remove(regs.r14);
-            record_ticker(
-                &ctx,
-                regs.rax - timers().ticker_from_timer,
-                period,
-                stack_id,
-            );
-        }
-        0
-    }
-
-    /// At `time.stopTimer(t)` (RAX), for every timer; only tickers are tracked.
-    #[uprobe]
-    pub fn ticker_stopped(ctx: ProbeContext) -> u32 {
-        hit(hit::TICKER_STOPPED);
-        let ticker = regs(&ctx).rax - timers().ticker_from_timer;
-        if let Some(record) = TICKERS.get_ptr_mut(ticker) {
-            unsafe { (*record).stopped = 1 };
+            count_timer(&ctx, stack_id, |c| &mut c.stopped);
         }
         0
     }
 
     /// At `time.resetTimer(t, when, period)` (Go 1.23+) or `time.modTimer(t,
-    /// when, period, ...)`: a Reset ticker runs again, maybe at a new period.
+    /// when, period, ...)` (a pre-1.23 Ticker.Reset): RAX, RBX, RCX.
     #[uprobe]
-    pub fn ticker_reset(ctx: ProbeContext) -> u32 {
-        hit(hit::TICKER_RESET);
+    pub fn timer_reset(ctx: ProbeContext) -> u32 {
+        hit(hit::TIMER_RESET);
         let regs = regs(&ctx);
-        let ticker = regs.rax - timers().ticker_from_timer;
-        let period = regs.rcx as i64;
-        if let Some(record) = TICKERS.get_ptr_mut(ticker)
-            && period > 0
-        {
-            unsafe {
-                (*record).period_ns = period;
-                (*record).stopped = 0;
-            }
-        }
+        rearm(&ctx, regs.rax, regs.rbx as i64, Some(regs.rcx as i64));
         0
+    }
+
+    /// At `time.resetTimer(t, when)` before Go 1.23 (Timer.Reset): RAX, RBX.
+    #[uprobe]
+    pub fn timer_rearmed(ctx: ProbeContext) -> u32 {
+        hit(hit::TIMER_REARMED);
+        let regs = regs(&ctx);
+        rearm(&ctx, regs.rax, regs.rbx as i64, None);
+        0
+    }
+
+    #[inline(always)]
+    fn rearm(ctx: &ProbeContext, argument: u64, when_ns: i64, period_ns: Option<i64>) {
+        let timer = argument - timers().handle_from_argument;
+        if let Some(record) = TIMERS.get_ptr_mut(timer) {
+            let stack_id = unsafe {
+                (*record).when_ns = when_ns;
+                if let Some(period) = period_ns {
+                    (*record).period_ns = period.max(0);
+                }
+                (*record).stopped = 0;
+                (*record).resets = (*record).resets.saturating_add(1);
+                (*record).stack_id
+            };
+            count_timer(ctx, stack_id, |c| &mut c.reset);
+        }
     }
 
     #[cfg(not(test))]

@@ -306,6 +306,12 @@ impl GoBinary {
         self.elf.symbol("runtime.allp").map(|s| s.address)
     }
 
+    /// The address of a global variable, as linked; only from the symbol
+    /// table (`runtime.mbuckets`, `runtime.MemProfileRate`, ...).
+    pub fn data_symbol(&self, name: &str) -> Option<u64> {
+        self.elf.symbol(name).map(|s| s.address)
+    }
+
     /// The functions whose names start with `prefix` that call `target`
     /// directly, by decoding them.
     pub fn callers(&self, target: u64, prefix: &str) -> Vec<(String, Function)> {

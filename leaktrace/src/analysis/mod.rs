@@ -6,11 +6,13 @@
 //! through [`Symbols`], so all of this runs in unit tests on synthetic data.
 
 pub mod attribution;
+pub mod heap;
 pub mod ignore;
 pub mod interval;
 pub mod symbols;
 pub mod tickers;
 pub mod timeline;
+mod timers;
 pub mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -19,7 +21,7 @@ use leaktrace_ebpf::SiteKey;
 use leaktrace_gobinary::{SourceLocation, is_runtime_function};
 
 use crate::{
-    probes::{SiteCounts, StackId, TrackedGoroutine, TrackedTicker},
+    probes::{SiteCounts, StackId, TimerCounts, TrackedGoroutine, TrackedTimer},
     process::{
         Snapshot,
         census::{BlockedSince, CensusResult, StuckGoroutine},
@@ -42,6 +44,7 @@ use verdict::Thresholds;
 pub const MAX_GOIDS: usize = 10;
 /// Distinct creation stacks listed per site.
 pub const MAX_STACKS: usize = 10;
+pub use heap::MAX_HEAP_SITES;
 /// Frames kept per creation stack.
 pub const MAX_STACK_FRAMES: usize = 32;
 /// Generations of live parents followed to find the test behind a goroutine.
@@ -71,9 +74,19 @@ pub struct Observation {
     pub sites: SiteCounts,
     /// The kernel's goroutine table, by `*g` address.
     pub goroutines: HashMap<u64, TrackedGoroutine>,
-    /// Tickers created while observed, by `*time.Ticker` address.
-    pub tickers: HashMap<u64, TrackedTicker>,
+    /// Timers and tickers created while observed (sampled attach mode:
+    /// the running tickers in the timer heaps), by `*time.Timer` or
+    /// `*time.Ticker` address.
+    pub timers: HashMap<u64, TrackedTimer>,
+    /// What happened to the timers created at each creation stack.
+    pub timer_counts: TimerCounts,
+    /// CLOCK_MONOTONIC when the target's state was read: a one-shot timer
+    /// due after it is pending.
+    pub clock_ns: u64,
+    /// Their channels, and which of the pending ones globals refer to.
     pub ticker_memory: TickerMemory,
+    /// The runtime's heap profile, if read.
+    pub heap: Option<heap::HeapObservation>,
     /// Creation stacks (run-time return addresses, innermost first).
     pub stacks: HashMap<StackId, Vec<u64>>,
     pub timeline: Option<Timeline>,
@@ -198,6 +211,7 @@ impl Analysis<'_> {
             }
         }
         let tickers = tickers::ticker_sites(self, &receivers);
+        let timers = timers::timer_sites(self, &receivers);
         let mut goroutines: Vec<SiteReport> = by_site
             .into_iter()
             // A go statement's plain entry is left empty when all of its
@@ -242,6 +256,8 @@ impl Analysis<'_> {
             goroutines,
             timer_semantics: obs.timer_semantics.clone(),
             tickers,
+            timers,
+            heap: heap::heap_report(self),
             tests,
         }
     }
@@ -564,19 +580,27 @@ impl Analysis<'_> {
             .ticker_memory
             .channels
             .iter()
+            .filter(|&(_, &channel)| channel != 0)
             .map(|(&ticker, &channel)| (channel, ticker))
             .collect()
     }
 
     fn finish_site(&self, key: SiteKey, mut site: SiteReport, tally: Tally) -> SiteReport {
         let obs = self.observation;
-        for ticker in &tally.tickers {
-            let at = obs
-                .tickers
-                .get(ticker)
-                .and_then(|t| tickers::ticker_site(self, t.creation_stack));
-            if let Some(at) = at.filter(|at| !site.tickers.contains(at)) {
-                site.tickers.push(at);
+        for timer in &tally.tickers {
+            let Some(tracked) = obs.timers.get(timer) else {
+                continue;
+            };
+            let Some(at) = tickers::ticker_site(self, tracked.creation_stack) else {
+                continue;
+            };
+            let list = if tracked.is_ticker() {
+                &mut site.tickers
+            } else {
+                &mut site.timers
+            };
+            if !list.contains(&at) {
+                list.push(at);
             }
         }
         site.goids.sort_unstable();
@@ -661,6 +685,7 @@ impl Analysis<'_> {
                 stacks: Vec::new(),
                 trend: None,
                 tickers: Vec::new(),
+                timers: Vec::new(),
                 verdict: Verdict::Ok,
                 goids: Vec::new(),
                 parent_goids: Vec::new(),

@@ -6,17 +6,19 @@ use std::collections::{HashMap, HashSet};
 use leaktrace_ebpf::{SiteCounters, SiteKey};
 
 use super::{
+    heap::HeapObservation,
     symbols::fake::{FakeSymbols, at},
     *,
 };
 use crate::{
-    probes::{Park, StackId, TrackedGoroutine, TrackedTicker},
+    probes::{Park, StackId, TrackedGoroutine, TrackedTimer},
+    process::heap::{HeapBucket, HeapProfile},
     process::{
         Snapshot,
         goroutines::{GStatus, Goroutine},
         tickers::TickerMemory,
     },
-    report::{TickerVerdict, TimerSemantics, Verdict},
+    report::{HeapVerdict, TickerVerdict, TimerSemantics, Verdict},
 };
 
 const MAIN_GO: &str = "/src/app/main.go";
@@ -169,8 +171,11 @@ fn observation(mode: Mode) -> Observation {
         census: None,
         sites: HashMap::new(),
         goroutines: HashMap::new(),
-        tickers: HashMap::new(),
+        timers: HashMap::new(),
+        timer_counts: HashMap::new(),
+        clock_ns: NOW,
         ticker_memory: TickerMemory::default(),
+        heap: None,
         stacks: HashMap::from([(
             StackId(1),
             vec![PROBE_IP, NEWPROC_RET, PROGRAM_GOPC, RUNTIME_MAIN_RET],
@@ -429,12 +434,15 @@ fn attach_mode_needs_growth_a_rising_trend_and_a_stuck_goroutine() {
     assert_eq!(not_stuck.goroutines[0].verdict, Verdict::Ok);
 }
 
-fn ticker(stopped: bool, stack: Option<StackId>) -> TrackedTicker {
-    TrackedTicker {
+fn ticker(stopped: bool, stack: Option<StackId>) -> TrackedTimer {
+    TrackedTimer {
+        when_ns: (NOW + SECOND) as i64,
         period_ns: SECOND as i64,
         created_ns: NOW - SECOND,
+        func: 0,
         creation_stack: stack,
         stopped,
+        resets: 0,
     }
 }
 
@@ -444,7 +452,7 @@ fn ticker_observation(semantics: TimerSemantics) -> Observation {
     let worker = site(PROGRAM_GOPC, WORKER);
     let mut obs = observation(Mode::Run);
     obs.timer_semantics = semantics;
-    obs.tickers = HashMap::from([
+    obs.timers = HashMap::from([
         (0x7001, ticker(false, Some(StackId(1)))),
         (0x7002, ticker(false, Some(StackId(1)))),
         (0x7003, ticker(false, Some(StackId(1)))),
@@ -453,6 +461,7 @@ fn ticker_observation(semantics: TimerSemantics) -> Observation {
     obs.ticker_memory = TickerMemory {
         channels: HashMap::from([(0x7001, 0xc1), (0x7002, 0xc2), (0x7003, 0xc3)]),
         referenced: HashSet::from([0x7002]),
+        func_pcs: HashMap::new(),
     };
     let snapshot = obs.snapshot.as_mut().unwrap();
     snapshot.goroutines = vec![goroutine(0xc000, 7, worker, GStatus::Waiting)];
@@ -497,7 +506,7 @@ fn unreferenced_sync_tickers_are_collected_and_async_ones_always_leak() {
     let report = analyse_with(&obs, &symbols(), &policy());
     assert_eq!(report.tickers[0].verdict, TickerVerdict::Leak);
 
-    for t in obs.tickers.values_mut() {
+    for t in obs.timers.values_mut() {
         t.stopped = true;
     }
     let report = analyse_with(&obs, &symbols(), &policy());
@@ -604,4 +613,86 @@ fn a_library_goroutine_running_an_ignored_function_is_ignored() {
     let report = analyse_with(&obs, &test_symbols(), &ignoring);
     assert!(!report.has_leaks(), "{:#?}", report.goroutines);
     assert!(report.tests.is_empty());
+}
+
+fn heap_bucket(stack: &[u64], size: u64, allocs: u64, frees: u64) -> HeapBucket {
+    HeapBucket {
+        stack: stack.to_vec(),
+        size,
+        allocs,
+        frees,
+    }
+}
+
+fn heap_profile(buckets: &[(u64, HeapBucket)]) -> HeapProfile {
+    HeapProfile {
+        buckets: buckets.iter().cloned().collect(),
+        rate: 1,
+        dropped: 0,
+    }
+}
+
+/// Two buckets at main.main:10 (two sizes), one at main.worker:21: over an
+/// attach window, main.main's grew and main.worker's shrank.
+#[test]
+fn heap_sites_grow_over_the_attach_window() {
+    let mut obs = observation(Mode::Attach);
+    obs.heap = Some(HeapObservation {
+        before: Some(heap_profile(&[
+            (
+                1,
+                heap_bucket(&[PROGRAM_GOPC, RUNTIME_MAIN_RET], 1024, 10, 0),
+            ),
+            (3, heap_bucket(&[WORKER_RET], 64, 100, 0)),
+        ])),
+        after: Ok(heap_profile(&[
+            (
+                1,
+                heap_bucket(&[PROGRAM_GOPC, RUNTIME_MAIN_RET], 1024, 30, 5),
+            ),
+            (2, heap_bucket(&[PROGRAM_GOPC], 16, 4, 0)),
+            (3, heap_bucket(&[WORKER_RET], 64, 100, 60)),
+        ])),
+    });
+    let heap = analyse_with(&obs, &symbols(), &policy()).heap.unwrap();
+    assert!(heap.window);
+    assert_eq!(heap.inuse_bytes, 25 * 1024 + 64 + 40 * 64);
+    assert_eq!(heap.growth_bytes, 15 * 1024 + 64 - 60 * 64);
+    let summary: Vec<(u32, u64, i64, HeapVerdict)> = heap
+        .sites
+        .iter()
+        .map(|s| {
+            (
+                s.allocated_at.line,
+                s.inuse_bytes,
+                s.growth_bytes,
+                s.verdict,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (10, 25 * 1024 + 64, 15 * 1024 + 64, HeapVerdict::Growing),
+            (21, 40 * 64, -60 * 64, HeapVerdict::Steady),
+        ]
+    );
+    // Both buckets' stacks read main.main once runtime.main is left out.
+    assert_eq!(heap.sites[0].stacks.len(), 1);
+    assert_eq!(heap.sites[0].stacks[0].inuse_bytes, 25 * 1024 + 64);
+}
+
+#[test]
+fn heap_not_read_says_why() {
+    let mut obs = observation(Mode::Run);
+    obs.heap = Some(HeapObservation {
+        before: None,
+        after: Err("the program set runtime.MemProfileRate to 0".into()),
+    });
+    let heap = analyse_with(&obs, &symbols(), &policy()).heap.unwrap();
+    assert_eq!(
+        heap.unavailable.as_deref(),
+        Some("the program set runtime.MemProfileRate to 0")
+    );
+    assert!(heap.sites.is_empty());
 }

@@ -82,7 +82,7 @@ pub(super) fn ticker_sites(analysis: &Analysis<'_>, receivers: &Receivers) -> Ve
     // By the line that created them; those whose line is not known, by the
     // site of the goroutines receiving from them.
     let mut by_line: HashMap<(Option<SourceLocation>, Option<SiteKey>), Building> = HashMap::new();
-    for (&ticker, tracked) in &obs.tickers {
+    for (&ticker, tracked) in obs.timers.iter().filter(|(_, t)| t.is_ticker()) {
         let created_at = ticker_site(analysis, tracked.creation_stack);
         let first_receiver = receivers
             .get(&ticker)

@@ -85,6 +85,7 @@ mod tests {
             stacks: vec![],
             trend: None,
             tickers: vec![],
+            timers: vec![],
             origin,
             attributed_to: None,
             test: None,

@@ -25,8 +25,8 @@ const STACK_WALK_NS: u64 = 1_000;
 const WALKS_STACKS: &[&str] = &[
     program::GOROUTINE_QUEUED,
     program::GOROUTINE_CREATED,
-    program::TICKER_STARTED,
-    program::TICKER_CREATING,
+    program::TIMER_STARTED,
+    program::TIMER_CREATED,
     program::SITE_CREATING,
 ];
 
@@ -107,11 +107,11 @@ mod tests {
             (hit::GOROUTINE_DESTROYED, program::GOROUTINE_DESTROYED),
             (hit::GOROUTINE_PARKED, program::GOROUTINE_PARKED),
             (hit::PROCESS_EXITING, program::PROCESS_EXITING),
-            (hit::TICKER_STARTED, program::TICKER_STARTED),
-            (hit::TICKER_CREATING, program::TICKER_CREATING),
-            (hit::TICKER_CREATED, program::TICKER_CREATED),
-            (hit::TICKER_STOPPED, program::TICKER_STOPPED),
-            (hit::TICKER_RESET, program::TICKER_RESET),
+            (hit::TIMER_STARTED, program::TIMER_STARTED),
+            (hit::TIMER_CREATED, program::TIMER_CREATED),
+            (hit::TIMER_STOPPED, program::TIMER_STOPPED),
+            (hit::TIMER_RESET, program::TIMER_RESET),
+            (hit::TIMER_REARMED, program::TIMER_REARMED),
             (hit::SITE_CREATING, program::SITE_CREATING),
             (hit::PROCESS_DYING, program::PROCESS_DYING),
         ];
@@ -126,7 +126,7 @@ mod tests {
     fn single_stepped_points_and_stack_walks_cost_more() {
         assert_eq!(ns_per_hit(program::GOROUTINE_PARKED, &[true], true), 1_000);
         assert_eq!(
-            ns_per_hit(program::TICKER_CREATED, &[true, false], true),
+            ns_per_hit(program::TIMER_STOPPED, &[true, false], true),
             5_000
         );
         assert_eq!(ns_per_hit(program::SITE_CREATING, &[true], true), 2_000);

@@ -10,8 +10,8 @@ use aya::maps::{
     StackTraceMap,
 };
 use leaktrace_ebpf::{
-    ExitNotice, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, SiteStack, TickerRecord, counter,
-    map,
+    ExitNotice, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, SiteStack, TimerCounters,
+    TimerRecord, counter, map,
 };
 
 use super::{ProbeError, Probes};
@@ -111,25 +111,50 @@ impl From<Seed> for GoroutineRecord {
     }
 }
 
-/// A ticker created while attached.
+/// A timer or ticker created while attached (a ticker has a period).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrackedTicker {
+pub struct TrackedTimer {
+    /// When it fires next (CLOCK_MONOTONIC ns, the runtime's `nanotime`).
+    pub when_ns: i64,
+    /// 0 for a one-shot timer.
     pub period_ns: i64,
     pub created_ns: u64,
+    /// Its func value (run-time address): `time.sendTime` or `time.goFunc`.
+    pub func: u64,
     pub creation_stack: Option<StackId>,
     pub stopped: bool,
+    pub resets: u8,
 }
 
-impl From<TickerRecord> for TrackedTicker {
-    fn from(r: TickerRecord) -> Self {
+impl TrackedTimer {
+    pub fn is_ticker(&self) -> bool {
+        self.period_ns > 0
+    }
+
+    /// A one-shot timer that has neither fired nor been stopped at `now_ns`;
+    /// a ticker that is not stopped.
+    pub fn is_pending(&self, now_ns: u64) -> bool {
+        !self.stopped && (self.is_ticker() || self.when_ns > now_ns as i64)
+    }
+}
+
+impl From<TimerRecord> for TrackedTimer {
+    fn from(r: TimerRecord) -> Self {
         Self {
+            when_ns: r.when_ns,
             period_ns: r.period_ns,
             created_ns: r.created_ns,
+            func: r.func,
             creation_stack: StackId::from_raw(r.stack_id),
             stopped: r.stopped != 0,
+            resets: r.resets,
         }
     }
 }
+
+/// Per creation stack (`None`: not recorded), the timers' counters summed
+/// over CPUs.
+pub type TimerCounts = HashMap<Option<StackId>, TimerCounters>;
 
 /// Per creation site counters, summed over CPUs.
 pub type SiteCounts = HashMap<SiteKey, SiteCounters>;
@@ -152,7 +177,8 @@ impl Probes {
             dropped_read_fault: sum(counter::DROPPED_READ_FAULT),
             dropped_exit_notice: sum(counter::DROPPED_EXIT_NOTICE),
             dropped_stack: sum(counter::DROPPED_STACK),
-            dropped_ticker_table_full: sum(counter::DROPPED_TICKER_TABLE_FULL),
+            dropped_timer_table_full: sum(counter::DROPPED_TIMER_TABLE_FULL),
+            timers_too_short: sum(counter::TIMERS_TOO_SHORT),
         })
     }
 
@@ -217,14 +243,34 @@ impl Probes {
         Ok(())
     }
 
-    /// Every ticker created while attached, by `*time.Ticker` address.
-    pub fn tickers(&self) -> Result<HashMap<u64, TrackedTicker>, ProbeError> {
-        let table: BpfHashMap<&MapData, u64, TickerRecord> = typed(self.map(map::TICKERS)?)?;
+    /// Every timer and ticker the table holds, by `*time.Timer` or
+    /// `*time.Ticker` address.
+    pub fn timers(&self) -> Result<HashMap<u64, TrackedTimer>, ProbeError> {
+        let table: BpfHashMap<&MapData, u64, TimerRecord> = typed(self.map(map::TIMERS)?)?;
         Ok(table
             .iter()
             .flatten()
             .map(|(t, record)| (t, record.into()))
             .collect())
+    }
+
+    /// What happened to the timers created at each creation stack.
+    pub fn timer_counts(&self) -> Result<TimerCounts, ProbeError> {
+        let sites: PerCpuHashMap<&MapData, i32, TimerCounters> =
+            typed(self.map(map::TIMER_SITES)?)?;
+        let mut counts = TimerCounts::new();
+        for entry in sites.iter() {
+            let (stack, per_cpu) = entry.map_err(|e| ProbeError::ReadMap(Box::new(e)))?;
+            let total = per_cpu
+                .iter()
+                .fold(TimerCounters::default(), |a, c| TimerCounters {
+                    created: a.created.saturating_add(c.created),
+                    stopped: a.stopped.saturating_add(c.stopped),
+                    reset: a.reset.saturating_add(c.reset),
+                });
+            counts.insert(StackId::from_raw(stack), total);
+        }
+        Ok(counts)
     }
 
     /// The return addresses of these creation stacks, innermost first.

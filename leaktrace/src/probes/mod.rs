@@ -26,14 +26,21 @@ use leaktrace_ebpf::{
 use leaktrace_gobinary::{GoBinary, disasm};
 
 pub use maps::{
-    ExitNotices, Park, ProcessExit, Seed, SiteCounts, StackId, TrackedGoroutine, TrackedTicker,
+    ExitNotices, Park, ProcessExit, Seed, SiteCounts, StackId, TimerCounts, TrackedGoroutine,
+    TrackedTimer,
 };
 pub use plan::{Placement, PlacementError, ProbePoint};
 
-/// Before Go 1.23: `Ticker{C <-chan Time; r runtimeTimer}`, and
-/// `runtimeTimer{pp uintptr; when int64; period int64; ...}` (Go 1.19–1.22).
-const PRE_GO123_TICKER_TIMER_FIELD: u64 = 8;
+/// Before Go 1.23: `Timer{C <-chan Time; r runtimeTimer}` (Ticker alike), and
+/// `runtimeTimer{pp uintptr; when int64; period int64; f func(any, uintptr); ...}`
+/// (Go 1.19–1.22, the same in every release).
+const PRE_GO123_TIMER_R_FIELD: u64 = 8;
+const PRE_GO123_RUNTIME_TIMER_WHEN: u64 = 8;
 const PRE_GO123_RUNTIME_TIMER_PERIOD: u64 = 16;
+const PRE_GO123_RUNTIME_TIMER_F: u64 = 24;
+/// Go 1.23+: `timer` in `runtime.timeTimer{c unsafe.Pointer; init bool; timer}`,
+/// when the binary's DWARF does not say.
+const GO123_TIME_TIMER_TIMER_FIELD: u64 = 16;
 
 static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace-ebpf"));
@@ -94,13 +101,16 @@ pub struct Settings {
     /// 2 MiB of kernel memory instead of about 27 MiB, which matters to
     /// `leaktrace agent` with one set per process.
     pub few_sites: bool,
+    /// One-shot timers set less than this far ahead are not tracked
+    /// (`--min-timer`).
+    pub min_timer_ns: u64,
 }
 
 /// Table sizes with [`Settings::few_sites`]: the stacks of at most 64
-/// probed `go` statements and their counters; no ticker probe is attached.
+/// probed `go` statements and their counters; no timer probe is attached.
 const FEW_SITES_STACKS: u32 = 1024;
 const FEW_SITES_SITES: u32 = 1024;
-const FEW_SITES_PENDING_TICKERS: u32 = 64;
+const FEW_SITES_TIMER_SITES: u32 = 1;
 
 /// Set to `read` to make every read of a new goroutine fail in the probes,
 /// as the end-to-end test of `--debug` needs: a fault cannot be caused from
@@ -151,13 +161,19 @@ impl Probes {
             g_m: g.m,
             m_curg: g.m_curg,
         };
+        let go123 = binary.function(plan::NEW_TIMER).is_some();
         let timers = TimerLayout {
-            ticker_from_timer: if binary.function(plan::NEW_TIMER).is_some() {
-                0
+            handle_from_argument: if go123 { 0 } else { PRE_GO123_TIMER_R_FIELD },
+            handle_from_receiver: if go123 {
+                binary
+                    .timer_layout
+                    .map_or(GO123_TIME_TIMER_TIMER_FIELD, |l| l.timer_in_ticker)
             } else {
-                PRE_GO123_TICKER_TIMER_FIELD
+                PRE_GO123_TIMER_R_FIELD
             },
+            runtime_timer_when: PRE_GO123_RUNTIME_TIMER_WHEN,
             runtime_timer_period: PRE_GO123_RUNTIME_TIMER_PERIOD,
+            runtime_timer_f: PRE_GO123_RUNTIME_TIMER_F,
         };
         let stop_at_exit = u8::from(settings.at_exit == AtExit::Stop);
         let log_level = if settings.debug {
@@ -170,13 +186,14 @@ impl Probes {
             loader
                 .map_max_entries(map::STACKS, FEW_SITES_STACKS)
                 .map_max_entries(map::SITES, FEW_SITES_SITES)
-                .map_max_entries(map::PENDING_TICKERS, FEW_SITES_PENDING_TICKERS);
+                .map_max_entries(map::TIMER_SITES, FEW_SITES_TIMER_SITES);
         }
         let mut ebpf = loader
             .override_global(global::LOG_LEVEL, &log_level, true)
             .override_global(global::LAYOUT, &layout, true)
             .override_global(global::STOP_AT_EXIT, &stop_at_exit, true)
-            .override_global(global::TIMERS, &timers, true)
+            .override_global(global::MIN_TIMER_NS, &settings.min_timer_ns, true)
+            .override_global(global::TIMER_LAYOUT, &timers, true)
             .override_global(
                 global::GOROUTINE_STACKS,
                 &u8::from(settings.creation_stacks),

@@ -32,6 +32,14 @@ pub enum PlacementError {
     },
     #[error("found no return instruction in runtime.newproc1")]
     NoReturn,
+    #[error(
+        "expected one call to runtime.(*timer).modify in time.newTimer of {}, found {calls}",
+        .binary.display()
+    )]
+    TimerCall {
+        binary: std::path::PathBuf,
+        calls: usize,
+    },
 }
 
 /// Every probe for this binary, in the order to attach them: the creation
@@ -60,7 +68,7 @@ pub fn probe_points(
             offset: entry_offset(binary, function, f, placement)?,
         });
     }
-    points.extend(ticker_points(binary, placement)?);
+    points.extend(timer_points(binary, placement)?);
     points.extend(exit_points(binary)?);
     points.extend(match placement {
         Placement::Emulated => creation_points(binary)?,
@@ -137,59 +145,83 @@ fn entry_offset(
     })
 }
 
-/// Where tickers are made, stopped and reset. A program that links no timer
-/// functions gets none. NewTicker itself may be inlined, so the runtime's
-/// timer functions underneath it are probed: `time.newTimer` (entry and
-/// returns, Go 1.23+) or `time.startTimer` (before), `time.stopTimer`, and
-/// `time.resetTimer` (Go 1.23+) or `time.modTimer` (before).
-fn ticker_points(
+/// Where timers and tickers are made, stopped and reset. A program that
+/// links no timer functions gets none. NewTimer, After, AfterFunc and
+/// NewTicker may be inlined, so the runtime's timer functions underneath
+/// them are probed: the `CALL (*timer).modify` in `time.newTimer` (Go 1.23+)
+/// or `time.startTimer` (before), `time.stopTimer`, and `time.resetTimer`
+/// (plus `time.modTimer`, Ticker.Reset, before Go 1.23).
+fn timer_points(
     binary: &GoBinary,
     placement: Placement,
 ) -> Result<Vec<ProbePoint>, PlacementError> {
-    let point = |program: &'static str, function: &str, offset: u64| ProbePoint {
-        program,
-        function: function.to_string(),
-        offset,
-    };
-    // Stops and resets first, then the returns of newTimer, its entry last:
-    // the same reason as in probe_points.
     let mut points = Vec::new();
-    if let Some(stop) = binary.function("time.stopTimer") {
-        points.push(point(
-            program::TICKER_STOPPED,
-            "time.stopTimer",
-            entry_offset(binary, "time.stopTimer", stop, placement)?,
-        ));
+    let mut at_entry = |program: &'static str, name: &str| -> Result<(), PlacementError> {
+        if let Some(function) = binary.function(name) {
+            points.push(ProbePoint {
+                program,
+                function: name.to_string(),
+                offset: entry_offset(binary, name, function, placement)?,
+            });
+        }
+        Ok(())
+    };
+    // Stops and resets first, creations last: the same reason as in probe_points.
+    at_entry(program::TIMER_STOPPED, "time.stopTimer")?;
+    let go123 = binary.function(NEW_TIMER).is_some();
+    if go123 {
+        at_entry(program::TIMER_RESET, "time.resetTimer")?;
+    } else {
+        at_entry(program::TIMER_REARMED, "time.resetTimer")?;
+        at_entry(program::TIMER_RESET, "time.modTimer")?;
     }
-    if let Some((name, reset)) = ["time.resetTimer", "time.modTimer"]
-        .iter()
-        .find_map(|n| binary.function(n).map(|f| (*n, f)))
-    {
-        points.push(point(
-            program::TICKER_RESET,
-            name,
-            entry_offset(binary, name, reset, placement)?,
-        ));
+    if let Some(start) = binary.function(START_TIMER) {
+        // On its `CALL runtime.addtimer(t)` rather than its entry: after the
+        // prologue, the frame-pointer chain includes startTimer's caller
+        // (NewTimer, After, ...), which names what made the timer.
+        let start_code = code(binary, START_TIMER, start)?;
+        let calls = binary
+            .function(ADD_TIMER)
+            .map(|add| disasm::calls_to(start_code, start.address, add.address))
+            .unwrap_or_default();
+        let offset = match calls[..] {
+            [(call, _)] => call,
+            _ => entry_offset(binary, START_TIMER, start, placement)?,
+        };
+        points.push(ProbePoint {
+            program: program::TIMER_STARTED,
+            function: START_TIMER.to_string(),
+            offset,
+        });
     }
     if let Some(new_timer) = binary.function(NEW_TIMER) {
-        let code = code(binary, NEW_TIMER, new_timer)?;
-        for offset in disasm::return_offsets(code, new_timer.address) {
-            points.push(point(program::TICKER_CREATED, NEW_TIMER, offset));
-        }
-        points.push(point(
-            program::TICKER_CREATING,
-            NEW_TIMER,
-            entry_offset(binary, NEW_TIMER, new_timer, placement)?,
-        ));
-    } else if let Some(start) = binary.function("time.startTimer") {
-        points.push(point(
-            program::TICKER_STARTED,
-            "time.startTimer",
-            entry_offset(binary, "time.startTimer", start, placement)?,
-        ));
+        let modify = required(binary, TIMER_MODIFY)?;
+        let calls = disasm::calls_to(
+            code(binary, NEW_TIMER, new_timer)?,
+            new_timer.address,
+            modify.address,
+        );
+        let [(call, _)] = calls[..] else {
+            return Err(PlacementError::TimerCall {
+                binary: binary.path.clone(),
+                calls: calls.len(),
+            });
+        };
+        points.push(ProbePoint {
+            program: program::TIMER_CREATED,
+            function: NEW_TIMER.to_string(),
+            offset: call,
+        });
     }
     Ok(points)
 }
+
+/// Before Go 1.23: where package time starts every timer, and what it calls.
+const START_TIMER: &str = "time.startTimer";
+const ADD_TIMER: &str = "runtime.addtimer";
+
+/// Go 1.23+: what `time.newTimer` calls to set up every new timer.
+const TIMER_MODIFY: &str = "runtime.(*timer).modify";
 
 /// Where to read each new goroutine: in every runtime function that calls
 /// `runtime.newproc1`, after the call. `runtime.newproc.func1` (every `go`

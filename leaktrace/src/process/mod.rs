@@ -7,6 +7,7 @@
 pub mod census;
 pub mod fuzz;
 pub mod goroutines;
+pub mod heap;
 pub mod memory;
 pub mod tickers;
 pub mod timers;
@@ -192,18 +193,20 @@ impl Process {
         snapshot
     }
 
-    /// What memory says about these tickers (`running`: those not stopped).
+    /// What memory says about these timers and tickers (`running`: those
+    /// pending), and the functions their func values run.
     pub fn tickers(
         &self,
         binary: &GoBinary,
         tickers: impl IntoIterator<Item = u64>,
         running: &HashSet<u64>,
+        funcs: impl IntoIterator<Item = u64>,
     ) -> TickerMemory {
         let globals = binary
             .pointer_globals()
             .iter()
             .map(|&(address, size)| (address.wrapping_add(self.load_bias), size));
-        tickers::read(&self.memory, globals, tickers, running)
+        tickers::read(&self.memory, globals, tickers, running, funcs)
     }
 
     /// The running tickers in the runtime's timer heaps; why not, if they
@@ -223,6 +226,32 @@ impl Process {
             .function("time.sendTime")
             .map(|f| f.address.wrapping_add(self.load_bias));
         Ok(timers::read(&self.memory, allp, &layout, send_time)?)
+    }
+
+    /// The heap profile the runtime keeps (as of its last GC); why not, if
+    /// it cannot be read.
+    pub fn heap_profile(
+        &self,
+        binary: &GoBinary,
+    ) -> Result<heap::HeapProfile, heap::HeapProfileError> {
+        let at = |name: &str| {
+            binary
+                .data_symbol(name)
+                .map(|a| a.wrapping_add(self.load_bias))
+        };
+        let (Some(mbuckets), Some(mem_profile_rate)) =
+            (at("runtime.mbuckets"), at("runtime.MemProfileRate"))
+        else {
+            return Err(heap::HeapProfileError::NoSymbols);
+        };
+        heap::read(
+            &self.memory,
+            heap::HeapSymbols {
+                mbuckets,
+                mem_profile_rate,
+                disable_memory_profiling: at("runtime.disableMemoryProfiling"),
+            },
+        )
     }
 
     /// Its GODEBUG environment variable, if set.

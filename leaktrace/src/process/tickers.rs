@@ -1,5 +1,6 @@
-//! What the target's memory says about the tickers the probes track: each
-//! one's channel, and whether a global variable refers to it.
+//! What the target's memory says about the timers and tickers the probes
+//! track: each one's channel, whether a global variable refers to it, and
+//! what their func values run.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,6 +21,9 @@ pub struct TickerMemory {
     /// Running tickers that a global variable points to, directly or through a
     /// slice it holds.
     pub referenced: HashSet<u64>,
+    /// Func value → the entry PC of the function it runs (`time.sendTime`,
+    /// `time.goFunc`).
+    pub func_pcs: HashMap<u64, u64>,
 }
 
 /// Reads each ticker's channel, and scans `globals` (run-time address and
@@ -30,16 +34,24 @@ pub fn read(
     globals: impl IntoIterator<Item = (u64, u64)>,
     tickers: impl IntoIterator<Item = u64>,
     running: &HashSet<u64>,
+    funcs: impl IntoIterator<Item = u64>,
 ) -> TickerMemory {
     let channels = tickers
         .into_iter()
         .filter_map(|t| Some((t, mem.read_u64(t).ok()?)))
+        .collect();
+    // A func value is a pointer to the code pointer.
+    let func_pcs = funcs
+        .into_iter()
+        .filter(|&f| f != 0)
+        .filter_map(|f| Some((f, mem.read_u64(f).ok()?)))
         .collect();
     let mut referenced = HashSet::new();
     if running.is_empty() {
         return TickerMemory {
             channels,
             referenced,
+            func_pcs,
         };
     }
     let mut budget = MAX_SLICE_BYTES;
@@ -78,6 +90,7 @@ pub fn read(
     TickerMemory {
         channels,
         referenced,
+        func_pcs,
     }
 }
 
@@ -97,7 +110,15 @@ mod tests {
         mem.map_words(0x9000, &[0, 0x1000, 0x5000, 1, 1]);
         mem.map_words(0x5000, &[0x2000]);
         let running = HashSet::from([0x1000, 0x2000, 0x3000]);
-        let memory = read(&mem, [(0x9000, 40)], [0x1000, 0x2000, 0x3000], &running);
+        mem.map_words(0x7000, &[0x40_0000]);
+        let memory = read(
+            &mem,
+            [(0x9000, 40)],
+            [0x1000, 0x2000, 0x3000],
+            &running,
+            [0x7000, 0],
+        );
+        assert_eq!(memory.func_pcs, HashMap::from([(0x7000, 0x40_0000)]));
         assert_eq!(
             memory.channels,
             HashMap::from([(0x1000, 0xc1), (0x2000, 0xc2), (0x3000, 0xc3)])

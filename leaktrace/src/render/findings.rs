@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    AttributedBy, Origin, Report, SiteReport, SourceLocation, TickerSite, TickerVerdict, Verdict,
+    AttributedBy, Origin, Report, SiteReport, SourceLocation, TickerSite, TickerVerdict, TimerSite,
+    TimerVerdict, Verdict,
 };
 
 use super::text::{duration, plural};
@@ -19,16 +20,24 @@ pub enum Rule {
     StuckGoroutines,
     /// Tickers never stopped, still held.
     TickerLeak,
+    /// One-shot timers pending and held until they fire.
+    TimerLeak,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 3] = [Rule::GoroutineLeak, Rule::StuckGoroutines, Rule::TickerLeak];
+    pub const ALL: [Rule; 4] = [
+        Rule::GoroutineLeak,
+        Rule::StuckGoroutines,
+        Rule::TickerLeak,
+        Rule::TimerLeak,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
             Rule::GoroutineLeak => "goroutine-leak",
             Rule::StuckGoroutines => "stuck-goroutines",
             Rule::TickerLeak => "ticker-leak",
+            Rule::TimerLeak => "timer-leak",
         }
     }
 
@@ -37,6 +46,7 @@ impl Rule {
             Rule::GoroutineLeak => "goroutine leak",
             Rule::StuckGoroutines => "stuck goroutines",
             Rule::TickerLeak => "ticker leak",
+            Rule::TimerLeak => "timer leak",
         }
     }
 
@@ -51,12 +61,15 @@ impl Rule {
             Rule::TickerLeak => {
                 "Tickers created at this line were never stopped and are still held, so the runtime keeps firing them. Call Stop, usually with defer."
             }
+            Rule::TimerLeak => {
+                "Timers created at this line are pending, never stopped, and held until they fire with everything they refer to: time.After in a loop, an AfterFunc or a context.WithTimeout whose cancel is never called. Stop the timer (or call cancel) once it is not needed."
+            }
         }
     }
 
     pub fn level(self) -> Level {
         match self {
-            Rule::GoroutineLeak | Rule::TickerLeak => Level::Error,
+            Rule::GoroutineLeak | Rule::TickerLeak | Rule::TimerLeak => Level::Error,
             Rule::StuckGoroutines => Level::Warning,
         }
     }
@@ -94,6 +107,7 @@ pub struct Finding<'a> {
 pub fn findings(report: &Report) -> Vec<Finding<'_>> {
     let mut found: Vec<Finding> = report.goroutines.iter().filter_map(site).collect();
     found.extend(report.tickers.iter().filter_map(ticker));
+    found.extend(report.timers.iter().filter_map(timer));
     found.sort_by_key(|f| f.rule.level() != Level::Error);
     found
 }
@@ -205,6 +219,40 @@ fn ticker(ticker: &TickerSite) -> Option<Finding<'_>> {
         stack: stack_of(&ticker.stacks, at),
         fingerprint: format!("{}:{}", Rule::TickerLeak.id(), at.function),
         count: ticker.live,
+        test: None,
+    })
+}
+
+fn timer(timer: &TimerSite) -> Option<Finding<'_>> {
+    if timer.verdict != TimerVerdict::Leak {
+        return None;
+    }
+    let at = &timer.created_at;
+    let api = timer.made_by.as_deref().unwrap_or("timer");
+    let mut message = format!(
+        "{} {api} {} pending, never stopped",
+        timer.live,
+        plural(timer.live, "timer")
+    );
+    if let Some(remaining) = timer.longest_remaining_ns {
+        let _ = write!(message, ", the last firing in {}", duration(remaining));
+    }
+    if timer.receiving_goroutines > 0 {
+        let _ = write!(
+            message,
+            "; {} {} blocked receiving from it",
+            timer.receiving_goroutines,
+            plural(timer.receiving_goroutines, "goroutine")
+        );
+    }
+    Some(Finding {
+        rule: Rule::TimerLeak,
+        title: Rule::TimerLeak.title().to_string(),
+        message,
+        at,
+        stack: stack_of(&timer.stacks, at),
+        fingerprint: format!("{}:{}", Rule::TimerLeak.id(), at.function),
+        count: timer.live,
         test: None,
     })
 }

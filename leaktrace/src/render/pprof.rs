@@ -6,14 +6,20 @@
 //! standard library started, the program's frame they are attributed to
 //! first), valued at its live goroutines, labelled with the site's verdict,
 //! wait reason, blocked-for time, test and pattern. Sample type `tickers`:
-//! one sample per ticker creation stack, valued at its live tickers.
+//! one sample per ticker creation stack, valued at its live tickers;
+//! `timers`: the same for pending one-shot timers. Sample types
+//! `inuse_objects` and `inuse_space` (bytes): the heap in use by allocation
+//! stack, from the runtime's own heap profile, as `go tool pprof` shows a
+//! heap profile (`-sample_index=inuse_space`).
 
 use std::{collections::HashMap, io::Write as _};
 
 use flate2::{Compression, write::GzEncoder};
 use prost::Message as _;
 
-use crate::report::{AttributedBy, Report, SiteReport, SourceLocation, TickerSite};
+use crate::report::{
+    AttributedBy, HeapReport, Report, SiteReport, SourceLocation, TickerSite, TimerSite,
+};
 
 /// The messages of `profile.proto` that leaktrace writes, as prost declares
 /// them (field numbers from the schema).
@@ -137,9 +143,13 @@ struct Builder {
     locations: HashMap<(u64, u32), u64>,
 }
 
-/// Sample values: [goroutines, tickers].
+/// Sample values: [goroutines, tickers, timers, inuse_objects, inuse_space].
 const GOROUTINES: usize = 0;
 const TICKERS: usize = 1;
+const TIMERS: usize = 2;
+const INUSE_OBJECTS: usize = 3;
+const INUSE_SPACE: usize = 4;
+const VALUES: usize = 5;
 
 impl Builder {
     fn new(report: &Report) -> Self {
@@ -151,18 +161,21 @@ impl Builder {
         };
         builder.string("");
         let goroutines = builder.string("goroutines");
-        let tickers = builder.string("tickers");
         let count = builder.string("count");
-        builder.profile.sample_type = vec![
-            proto::ValueType {
-                r#type: goroutines,
-                unit: count,
-            },
-            proto::ValueType {
-                r#type: tickers,
-                unit: count,
-            },
-        ];
+        let bytes = builder.string("bytes");
+        builder.profile.sample_type = [
+            ("goroutines", count),
+            ("tickers", count),
+            ("timers", count),
+            ("inuse_objects", count),
+            ("inuse_space", bytes),
+        ]
+        .into_iter()
+        .map(|(name, unit)| proto::ValueType {
+            r#type: builder.string(name),
+            unit,
+        })
+        .collect();
         builder.profile.default_sample_type = goroutines;
         builder.profile.duration_nanos = i64::try_from(report.observed_ns).unwrap_or(i64::MAX);
         let filename = builder.string(&report.target.executable);
@@ -188,6 +201,12 @@ impl Builder {
         }
         for ticker in report.tickers.iter().filter(|t| t.live > 0) {
             self.ticker_samples(ticker);
+        }
+        for timer in report.timers.iter().filter(|t| t.live > 0) {
+            self.timer_samples(timer);
+        }
+        if let Some(heap) = &report.heap {
+            self.heap_samples(heap);
         }
         self.profile
     }
@@ -235,6 +254,41 @@ impl Builder {
         }
     }
 
+    fn timer_samples(&mut self, timer: &TimerSite) {
+        let labels = vec![self.label_str("verdict", timer.verdict.as_str())];
+        let mut with_stacks = 0;
+        for stack in &timer.stacks {
+            self.sample(&stack.frames, TIMERS, stack.count, labels.clone());
+            with_stacks += stack.count;
+        }
+        let rest = timer.live.saturating_sub(with_stacks);
+        if rest > 0 {
+            self.sample(
+                std::slice::from_ref(&timer.created_at),
+                TIMERS,
+                rest,
+                labels,
+            );
+        }
+    }
+
+    /// One sample per allocation stack, with both heap values.
+    fn heap_samples(&mut self, heap: &HeapReport) {
+        for site in &heap.sites {
+            let labels = vec![self.label_str("verdict", site.verdict.as_str())];
+            for stack in &site.stacks {
+                self.sample_values(
+                    &stack.frames,
+                    &[
+                        (INUSE_OBJECTS, stack.inuse_objects),
+                        (INUSE_SPACE, stack.inuse_bytes),
+                    ],
+                    labels.clone(),
+                );
+            }
+        }
+    }
+
     fn site_labels(&mut self, site: &SiteReport) -> Vec<proto::Label> {
         let mut labels = vec![self.label_str("verdict", site.verdict.as_str())];
         if let Some((state, _)) = site.states.iter().max_by_key(|(_, n)| **n) {
@@ -266,12 +320,23 @@ impl Builder {
         count: u64,
         label: Vec<proto::Label>,
     ) {
-        if frames.is_empty() || count == 0 {
+        self.sample_values(frames, &[(kind, count)], label);
+    }
+
+    fn sample_values(
+        &mut self,
+        frames: &[SourceLocation],
+        values: &[(usize, u64)],
+        label: Vec<proto::Label>,
+    ) {
+        if frames.is_empty() || values.iter().all(|&(_, v)| v == 0) {
             return;
         }
         let location_id = frames.iter().map(|f| self.location(f)).collect();
-        let mut value = vec![0; 2];
-        value[kind] = i64::try_from(count).unwrap_or(i64::MAX);
+        let mut value = vec![0; VALUES];
+        for &(kind, count) in values {
+            value[kind] = i64::try_from(count).unwrap_or(i64::MAX);
+        }
         self.profile.sample.push(proto::Sample {
             location_id,
             value,

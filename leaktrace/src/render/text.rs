@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    AttributedBy, Attribution, BlockedFor, Mode, Observing, ProbeCosts, Report, SiteReport,
-    SourceLocation, TickerSite, TickerVerdict, TimeSource, TimerSemantics, Verdict,
+    AttributedBy, Attribution, BlockedFor, HeapReport, HeapVerdict, Mode, Observing, ProbeCosts,
+    Report, SiteReport, SourceLocation, TickerSite, TickerVerdict, TimeSource, TimerKind,
+    TimerSemantics, TimerSite, TimerVerdict, Verdict,
 };
 
 pub fn render(report: &Report) -> String {
@@ -37,6 +38,19 @@ pub fn render(report: &Report) -> String {
             out,
             "{leaked_tickers} leaked {}",
             plural(leaked_tickers, "ticker")
+        );
+    }
+    let leaked_timers: u64 = report
+        .timers
+        .iter()
+        .filter(|t| t.verdict == TimerVerdict::Leak)
+        .map(|t| t.live)
+        .sum();
+    if leaked_timers > 0 {
+        let _ = writeln!(
+            out,
+            "{leaked_timers} leaked {}",
+            plural(leaked_timers, "timer")
         );
     }
     if leaks.is_empty() {
@@ -99,6 +113,25 @@ pub fn render(report: &Report) -> String {
             out.push('\n');
             write_ticker(&mut out, ticker);
         }
+    }
+    let pending: Vec<&TimerSite> = report.timers.iter().filter(|t| t.live > 0).collect();
+    if !pending.is_empty() {
+        let semantics = match &report.timer_semantics {
+            TimerSemantics::Async { reason } => {
+                format!("the runtime holds every pending timer until it fires: {reason}")
+            }
+            TimerSemantics::Sync => "Go 1.23+: a pending channel timer is held only by a \
+                 goroutine or a global; an AfterFunc by the runtime"
+                .into(),
+        };
+        let _ = writeln!(out, "\ntimers ({semantics}):");
+        for timer in pending {
+            out.push('\n');
+            write_timer(&mut out, timer);
+        }
+    }
+    if let Some(heap) = &report.heap {
+        write_heap(&mut out, heap);
     }
     let finished: Vec<&SiteReport> = report
         .goroutines
@@ -240,6 +273,13 @@ fn write_site(out: &mut String, site: &SiteReport) {
             frame(ticker, Path::Short)
         );
     }
+    for timer in &site.timers {
+        let _ = writeln!(
+            out,
+            "receiving from the timer created at {}",
+            frame(timer, Path::Short)
+        );
+    }
     let mut observed = format!(
         "{} alive, {} created and {} exited while observed",
         site.live, site.created, site.exited
@@ -338,6 +378,125 @@ fn write_ticker(out: &mut String, ticker: &TickerSite) {
     }
     if ticker.referenced > 0 {
         let _ = writeln!(out, "{} referenced by a global variable", ticker.referenced);
+    }
+}
+
+fn write_timer(out: &mut String, timer: &TimerSite) {
+    let api = timer.made_by.as_deref().unwrap_or(match timer.kind {
+        TimerKind::Channel => "time.NewTimer",
+        TimerKind::Func => "time.AfterFunc",
+    });
+    let remaining = timer
+        .longest_remaining_ns
+        .map(|ns| format!(", the last firing in {}", duration(ns)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{}: {} {api} {} pending{remaining}",
+        timer.verdict.as_str(),
+        timer.live,
+        plural(timer.live, "timer"),
+    );
+    let at = &timer.created_at;
+    let _ = writeln!(out, "created at {}\n\t{}", at.function, file_line(at));
+    let _ = writeln!(
+        out,
+        "{} created, {} stopped, {} reset",
+        timer.created, timer.stopped, timer.reset
+    );
+    if timer.receiving_goroutines > 0 {
+        let from: Vec<String> = timer
+            .receivers
+            .iter()
+            .map(|r| frame(r, Path::Short))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{} {} blocked receiving from it, created by {}",
+            timer.receiving_goroutines,
+            plural(timer.receiving_goroutines, "goroutine"),
+            from.join(", ")
+        );
+    }
+    if timer.referenced > 0 {
+        let _ = writeln!(out, "{} referenced by a global variable", timer.referenced);
+    }
+}
+
+/// Heap sites shown in the text; the JSON and pprof have them all.
+const HEAP_SITES_SHOWN: usize = 10;
+
+fn write_heap(out: &mut String, heap: &HeapReport) {
+    if let Some(why) = &heap.unavailable {
+        let _ = writeln!(out, "\nheap profile not read: {why}");
+        return;
+    }
+    let sampling = if heap.sample_rate <= 1 {
+        "every allocation recorded".to_string()
+    } else {
+        format!(
+            "one allocation in {} sampled, scaled as pprof does",
+            bytes(heap.sample_rate)
+        )
+    };
+    let _ = if heap.window {
+        writeln!(
+            out,
+            "\nheap ({} in use, {} over the window; the runtime's heap profile as of its last GC, {sampling}):",
+            bytes(heap.inuse_bytes),
+            signed_bytes(heap.growth_bytes)
+        )
+    } else {
+        writeln!(
+            out,
+            "\nheap in use at exit ({}; the runtime's heap profile as of its last GC, {sampling}):",
+            bytes(heap.inuse_bytes)
+        )
+    };
+    let shown = heap.sites.iter().filter(|s| match s.verdict {
+        HeapVerdict::Growing | HeapVerdict::InUse => s.inuse_bytes > 0,
+        HeapVerdict::Steady => false,
+    });
+    for site in shown.take(HEAP_SITES_SHOWN) {
+        out.push('\n');
+        let at = &site.allocated_at;
+        let growth = if heap.window {
+            format!(", {} over the window", signed_bytes(site.growth_bytes))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{}: {} in {} {}{growth}",
+            site.verdict.as_str(),
+            bytes(site.inuse_bytes),
+            site.inuse_objects,
+            plural(site.inuse_objects, "object"),
+        );
+        let _ = writeln!(out, "allocated at {}\n\t{}", at.function, file_line(at));
+    }
+}
+
+/// `10.0 MiB`, `512 KiB`, `96 B`.
+pub(crate) fn bytes(n: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let n = n as f64;
+    if n >= KIB * KIB * KIB {
+        format!("{:.1} GiB", n / (KIB * KIB * KIB))
+    } else if n >= KIB * KIB {
+        format!("{:.1} MiB", n / (KIB * KIB))
+    } else if n >= KIB {
+        format!("{:.1} KiB", n / KIB)
+    } else {
+        format!("{n} B")
+    }
+}
+
+fn signed_bytes(n: i64) -> String {
+    if n < 0 {
+        format!("-{}", bytes(n.unsigned_abs()))
+    } else {
+        format!("+{}", bytes(n as u64))
     }
 }
 
@@ -493,6 +652,7 @@ mod tests {
             stacks: vec![],
             trend: None,
             tickers: vec![],
+            timers: vec![],
             origin: crate::report::Origin::StandardLibrary,
             attributed_to: Some(Attribution {
                 frame: Some(at("app.TestMutex", "/src/app/counter_test.go", 12)),

@@ -45,6 +45,7 @@ pub fn report() -> Report {
             }],
             trend: None,
             tickers: vec![],
+            timers: vec![],
             origin: Origin::Program,
             attributed_to: None,
             test: None,
@@ -56,6 +57,8 @@ pub fn report() -> Report {
         costs: ProbeCosts::default(),
         timer_semantics: TimerSemantics::Sync,
         tickers: vec![],
+        timers: vec![],
+        heap: None,
         tests: vec![],
     }
 }

@@ -215,7 +215,10 @@ pub struct EventCounts {
     pub dropped_read_fault: u64,
     pub dropped_exit_notice: u64,
     pub dropped_stack: u64,
-    pub dropped_ticker_table_full: u64,
+    pub dropped_timer_table_full: u64,
+    /// One-shot timers set less than `--min-timer` ahead, not tracked: a
+    /// filter, not a loss.
+    pub timers_too_short: u64,
 }
 
 impl EventCounts {
@@ -225,7 +228,7 @@ impl EventCounts {
             + self.dropped_read_fault
             + self.dropped_exit_notice
             + self.dropped_stack
-            + self.dropped_ticker_table_full
+            + self.dropped_timer_table_full
     }
 }
 
@@ -322,6 +325,8 @@ pub struct SiteReport {
     pub trend: Option<Trend>,
     /// Where the tickers were created whose channels these goroutines wait on.
     pub tickers: Vec<SourceLocation>,
+    /// Where the one-shot timers were created whose channels they wait on.
+    pub timers: Vec<SourceLocation>,
     pub origin: Origin,
     /// For goroutines the standard library started: the program's frame
     /// they belong to, if any.
@@ -393,6 +398,146 @@ pub struct TickerSite {
     pub verdict: TickerVerdict,
 }
 
+/// What a one-shot timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// Sends the time on its channel: `time.NewTimer`, `time.After`.
+    Channel,
+    /// Runs a function: `time.AfterFunc`, and `context.WithTimeout`'s deadline.
+    Func,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerVerdict {
+    /// Pending and held until it fires: by the runtime (an AfterFunc, or any
+    /// timer before Go 1.23 semantics), or (Go 1.23+) by a goroutine
+    /// receiving from it or a global.
+    Leak,
+    /// Go 1.23+: a pending channel timer nothing refers to; the GC collects it.
+    Unreferenced,
+    /// Pending timers the standard library set for itself (net/http's idle
+    /// connections), with no frame of the program's on their creation stacks.
+    Library,
+    /// None pending: all fired or stopped.
+    Ok,
+}
+
+impl TimerVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leak => "leak",
+            Self::Unreferenced => "unreferenced",
+            Self::Library => "library",
+            Self::Ok => "ok",
+        }
+    }
+}
+
+/// What became of the one-shot timers one line of code created.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimerSite {
+    /// The first frame of the creation stack outside the runtime and
+    /// packages time and context: the NewTimer, After, AfterFunc or
+    /// WithTimeout call (for a timer the standard library set while
+    /// working for the program, the program's innermost frame).
+    pub created_at: SourceLocation,
+    pub kind: TimerKind,
+    /// The API that made them: `time.After`, `time.AfterFunc`,
+    /// `context.WithTimeout`, ...
+    pub made_by: Option<String>,
+    /// Created while observed (`--min-timer` and longer).
+    pub created: u64,
+    /// Still pending: neither fired nor stopped.
+    pub live: u64,
+    /// `Stop` calls.
+    pub stopped: u64,
+    /// `Reset` calls.
+    pub reset: u64,
+    /// How long until the last pending one fires.
+    pub longest_remaining_ns: Option<u64>,
+    /// Of the pending ones: how many a global variable refers to.
+    pub referenced: u64,
+    /// Goroutines blocked receiving from their channels, and where those
+    /// goroutines were created.
+    pub receiving_goroutines: u64,
+    pub receivers: Vec<SourceLocation>,
+    /// Creation stacks of the pending ones.
+    pub stacks: Vec<CreationStack>,
+    pub verdict: TimerVerdict,
+}
+
+/// The in-use heap, from the runtime's own heap profile (what `go tool pprof
+/// -inuse_space` shows), by allocation site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeapReport {
+    /// Why there is none, if not read (`sites` is then empty): the binary was
+    /// linked without memory profiling, `MemProfileRate` is 0, no symbols.
+    pub unavailable: Option<String>,
+    /// `runtime.MemProfileRate`: one allocation sampled per this many bytes;
+    /// counts are scaled back as pprof does.
+    pub sample_rate: u64,
+    /// Attach mode: the in-use heap was read at the start and at the end of
+    /// the window, and `growth_*` is the difference; run mode: once, at exit.
+    pub window: bool,
+    /// As of the target's last GC before the end.
+    pub inuse_bytes: u64,
+    pub inuse_objects: u64,
+    pub growth_bytes: i64,
+    /// By allocation site, the fastest-growing first (run mode: the largest).
+    pub sites: Vec<HeapSite>,
+    /// Sites not listed, past the first [`crate::analysis::MAX_HEAP_SITES`].
+    pub more_sites: u64,
+    /// Profile buckets that could not be read.
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeapVerdict {
+    /// Attach mode: more bytes in use at the end of the window than at its start.
+    Growing,
+    /// Attach mode: not more.
+    Steady,
+    /// Run mode: in use at exit (there is no window to grow over).
+    InUse,
+}
+
+impl HeapVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Growing => "growing",
+            Self::Steady => "steady",
+            Self::InUse => "in_use",
+        }
+    }
+}
+
+/// The heap allocated at one line and still in use.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeapSite {
+    /// The first frame of the allocation stack outside the runtime (and
+    /// the standard library, when a frame of the program's is further out).
+    pub allocated_at: SourceLocation,
+    pub inuse_bytes: u64,
+    pub inuse_objects: u64,
+    /// Attach mode: change over the window; run mode: equal to `inuse_*`.
+    pub growth_bytes: i64,
+    pub growth_objects: i64,
+    /// Allocation stacks with what is in use from each, most bytes first.
+    pub stacks: Vec<HeapStack>,
+    pub verdict: HeapVerdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeapStack {
+    pub inuse_bytes: u64,
+    pub inuse_objects: u64,
+    /// Leaf first, from the allocating function outwards.
+    pub frames: Vec<SourceLocation>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub schema_version: u32,
@@ -414,6 +559,11 @@ pub struct Report {
     pub timer_semantics: TimerSemantics,
     /// Tickers created while observed, by the line that created them.
     pub tickers: Vec<TickerSite>,
+    /// One-shot timers created while observed, by the line that created them.
+    pub timers: Vec<TimerSite>,
+    /// The in-use heap by allocation site; `None` when not read (the target
+    /// was gone, or `leaktrace agent`).
+    pub heap: Option<HeapReport>,
     /// `go test` binaries: the tests that leaked, most goroutines first.
     pub tests: Vec<TestLeaks>,
 }
@@ -431,6 +581,7 @@ impl Report {
                 .tickers
                 .iter()
                 .any(|t| t.verdict == TickerVerdict::Leak)
+            || self.timers.iter().any(|t| t.verdict == TimerVerdict::Leak)
     }
 }
 

@@ -76,6 +76,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         Observing::Exact => Watch::exact(&mut tracing, &process)?,
         Observing::Sampled => Watch::sampled(&mut tracing, &process, started).await?,
     };
+    watch.read_heap_at_start(&tracing, &process);
     render::note(format!(
         "tracing pid {pid} ({}, {}), {} goroutines already running{}; Ctrl-C to stop",
         executable.shown.display(),
@@ -162,6 +163,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         // A process that exits while attached is not read at its exit.
         exiting_goroutine: None,
         snapshot: end.snapshot,
+        clock_ns: end.clock_ns,
         ticker_memory: end.ticker_memory,
         timeline: Some(watch.timeline),
         events: end.events,
@@ -170,6 +172,7 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         godebug,
         sampled: end.sampled,
         heap_tickers: end.tickers,
+        heap: end.heap,
         censuses: watch.censuses,
     };
     let report = tracing.conclude(ending, &policy)?;

@@ -12,19 +12,22 @@ pub mod preflight;
 pub mod run;
 mod watch;
 
-use std::{collections::HashMap, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+};
 
 use leaktrace_gobinary::GoBinary;
 
 use crate::{
     Error,
     analysis::{
-        self, Observation, Policy, SampledEnd, Symbolizer, ignore::IgnoreRules,
-        tickers::timer_semantics, timeline::Timeline, verdict::Thresholds,
+        self, Observation, Policy, SampledEnd, Symbolizer, heap::HeapObservation,
+        ignore::IgnoreRules, tickers::timer_semantics, timeline::Timeline, verdict::Thresholds,
     },
     cli::{OutputArgs, ProbeArgs},
-    probes::{AtExit, ProbeError, ProbePoint, Probes, Settings, SiteCounts, TrackedTicker, plan},
-    process::{Snapshot, tickers::TickerMemory},
+    probes::{AtExit, ProbeError, ProbePoint, Probes, Settings, SiteCounts, TrackedTimer, plan},
+    process::{Process, Snapshot, tickers::TickerMemory},
     render::{self, Destination, Format, TextStream},
     report::{CensusCost, EventCounts, Mode, Observing, ProbeCosts, Report, TargetInfo},
 };
@@ -46,6 +49,9 @@ struct Ending {
     /// `run`: the goroutine that called `runtime.exit`.
     exiting_goroutine: Option<u64>,
     snapshot: Option<Snapshot>,
+    /// CLOCK_MONOTONIC when the state above was read: what timers are
+    /// pending, and for how long, is judged at this moment.
+    clock_ns: u64,
     ticker_memory: TickerMemory,
     timeline: Option<Timeline>,
     events: EventCounts,
@@ -60,7 +66,10 @@ struct Ending {
     censuses: u64,
     /// Sampled attach mode: the running tickers read from the timer heaps,
     /// by `*time.Ticker` (exact mode's come from its probes).
-    heap_tickers: Option<HashMap<u64, TrackedTicker>>,
+    heap_tickers: Option<HashMap<u64, TrackedTimer>>,
+    /// The heap profile at the end (and, `-p`, at the start); `None` when
+    /// not read.
+    heap: Option<HeapObservation>,
 }
 
 impl Tracing {
@@ -88,6 +97,7 @@ impl Tracing {
                 creation_stacks,
                 debug: probe_args.debug,
                 few_sites: observing == Observing::Sampled,
+                min_timer_ns: u64::try_from(probe_args.min_timer.as_nanos()).unwrap_or(u64::MAX),
             },
         )?;
         let points: Vec<ProbePoint> = match observing {
@@ -119,16 +129,18 @@ impl Tracing {
     fn analyse(&self, mut ending: Ending, policy: &Policy) -> Result<Report, Error> {
         let costs = self.costs(&ending)?;
         let goroutines = self.probes.goroutines()?;
-        let tickers = match ending.heap_tickers.take() {
+        let timers = match ending.heap_tickers.take() {
             Some(tickers) => tickers,
-            None => self.probes.tickers()?,
+            None => self.probes.timers()?,
         };
+        let timer_counts = self.probes.timer_counts()?;
         let mut stacks = self.probes.stacks(
             goroutines
                 .values()
                 .flat_map(|g| [g.creation_stack, g.creator_stack])
                 .flatten()
-                .chain(tickers.values().filter_map(|t| t.creation_stack)),
+                .chain(timers.values().filter_map(|t| t.creation_stack))
+                .chain(timer_counts.keys().flatten().copied()),
         )?;
         if let Some(sampled) = ending.sampled.as_mut() {
             sampled.creation_stacks = self.probes.site_stacks()?;
@@ -160,8 +172,11 @@ impl Tracing {
             census: ending.sampled,
             sites: ending.sites,
             goroutines,
-            tickers,
+            timers,
+            timer_counts,
+            clock_ns: ending.clock_ns,
             ticker_memory: ending.ticker_memory,
+            heap: ending.heap,
             stacks,
             timeline: ending.timeline,
             events: ending.events,
@@ -241,6 +256,24 @@ fn target_info(pid: u32, executable: &Path, binary: &GoBinary) -> TargetInfo {
         executable: executable.display().to_string(),
         go_version: binary.build.version_text.clone(),
     }
+}
+
+/// What memory says about the timers and tickers the probes track, as of
+/// `now_ns` (CLOCK_MONOTONIC): their channels, which pending ones globals
+/// hold, and what their func values run.
+fn timer_memory(
+    process: &Process,
+    binary: &GoBinary,
+    timers: &HashMap<u64, TrackedTimer>,
+    now_ns: u64,
+) -> TickerMemory {
+    let pending: HashSet<u64> = timers
+        .iter()
+        .filter(|(_, t)| t.is_pending(now_ns))
+        .map(|(&t, _)| t)
+        .collect();
+    let funcs: HashSet<u64> = timers.values().map(|t| t.func).collect();
+    process.tickers(binary, timers.keys().copied(), &pending, funcs)
 }
 
 fn elapsed_ns(since: std::time::Instant) -> u64 {

@@ -8,14 +8,16 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use super::{Ending, Tracing, destination, elapsed_ns, launch, policy, preflight, target_info};
+use super::{
+    Ending, Tracing, destination, elapsed_ns, launch, policy, preflight, target_info, timer_memory,
+};
 use crate::{
     EXIT_LEAKS_FOUND, Error,
-    analysis::{ignore::IgnoreRules, verdict::Thresholds},
+    analysis::{heap::HeapObservation, ignore::IgnoreRules, verdict::Thresholds},
     cli::RunArgs,
     error::one_line,
     probes::Probes,
-    process::{self, Frozen, Process, Snapshot, tickers::TickerMemory},
+    process::{self, Frozen, Process, Snapshot, heap::HeapProfile, tickers::TickerMemory},
     render::{self, RenderError, TextStream},
     report::{Mode, Observing},
 };
@@ -28,6 +30,10 @@ const EXEC_POLL: Duration = Duration::from_millis(1);
 struct AtExit {
     snapshot: Option<Snapshot>,
     tickers: TickerMemory,
+    /// CLOCK_MONOTONIC while the command was stopped at exit.
+    clock_ns: u64,
+    /// The heap profile at exit, or why not.
+    heap: Option<Result<HeapProfile, String>>,
 }
 
 pub async fn run(args: RunArgs) -> Result<i32, Error> {
@@ -122,6 +128,11 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         exit_code: Some(exit_code),
         exiting_goroutine,
         snapshot: at_exit.snapshot,
+        clock_ns: if at_exit.clock_ns == 0 {
+            process::monotonic_ns()
+        } else {
+            at_exit.clock_ns
+        },
         ticker_memory: at_exit.tickers,
         timeline: None,
         events: tracing.probes.event_counts()?,
@@ -132,6 +143,10 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         sampled: None,
         censuses: 0,
         heap_tickers: None,
+        heap: at_exit.heap.map(|after| HeapObservation {
+            before: None,
+            after,
+        }),
     };
     let report = tracing.conclude(ending, &policy)?;
     // A profile that cannot be written does not cost the user the report.
@@ -206,25 +221,27 @@ async fn snapshot_at_exit(pid: u32, process: Option<&Process>, tracing: &Tracing
             }
             whole
         });
-    let tickers = match tracing.probes.tickers() {
-        Ok(tickers) => {
-            let running = tickers
-                .iter()
-                .filter(|(_, t)| !t.stopped)
-                .map(|(&t, _)| t)
-                .collect();
-            process.tickers(&tracing.binary, tickers.keys().copied(), &running)
-        }
+    let clock_ns = process::monotonic_ns();
+    let tickers = match tracing.probes.timers() {
+        Ok(timers) => timer_memory(process, &tracing.binary, &timers, clock_ns),
         Err(e) => {
             render::note(format!(
-                "cannot read the command's tickers at exit: {}",
+                "cannot read the command's timers at exit: {}",
                 one_line(&e)
             ));
             TickerMemory::default()
         }
     };
+    let heap = process
+        .heap_profile(&tracing.binary)
+        .map_err(|e| one_line(&e));
     drop(frozen);
-    AtExit { snapshot, tickers }
+    AtExit {
+        snapshot,
+        tickers,
+        clock_ns,
+        heap: Some(heap),
+    }
 }
 
 fn read_tracked(

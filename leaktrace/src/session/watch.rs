@@ -11,18 +11,20 @@ use std::{
 use leaktrace_ebpf::SiteKey;
 use leaktrace_gobinary::GoBinary;
 
-use super::{Tracing, elapsed_ns};
+use super::{Tracing, elapsed_ns, timer_memory};
 use crate::{
     Error,
     analysis::{
         self, SampledEnd, Symbolizer,
+        heap::HeapObservation,
         timeline::{Sample, Timeline},
     },
     error::one_line,
-    probes::{Probes, Seed, SiteCounts, TrackedTicker, plan},
+    probes::{Probes, Seed, SiteCounts, TrackedTimer, plan},
     process::{
         self, Process, Snapshot,
         census::{Census, CensusResult, unwind_stopped},
+        heap::HeapProfile,
         tickers::TickerMemory,
     },
     render,
@@ -55,18 +57,24 @@ pub(super) struct Watch {
     /// Exact mode: the site counters when the goroutines were read.
     zero: SiteCounts,
     pub(super) censuses: u64,
+    /// `-p`: the heap profile when the window started.
+    heap_before: Option<HeapProfile>,
 }
 
 /// What the window ended with.
 pub(super) struct WatchEnd {
     pub(super) snapshot: Option<Snapshot>,
+    /// CLOCK_MONOTONIC when the end was read.
+    pub(super) clock_ns: u64,
     pub(super) ticker_memory: TickerMemory,
     /// Sampled mode: the running tickers in the timer heaps (exact mode
     /// takes them from its probes).
-    pub(super) tickers: Option<HashMap<u64, TrackedTicker>>,
+    pub(super) tickers: Option<HashMap<u64, TrackedTimer>>,
     pub(super) sampled: Option<SampledEnd>,
     pub(super) events: EventCounts,
     pub(super) sites: SiteCounts,
+    /// `-p`: the heap profile at the start and at the end of the window.
+    pub(super) heap: Option<HeapObservation>,
 }
 
 impl Watch {
@@ -76,6 +84,12 @@ impl Watch {
     /// The probes were attached one by one, each while the target ran: what
     /// they counted before the goroutines are read is in the baseline, not
     /// in the window, so the counters are read just before and taken as zero.
+    /// `-p`: reads the heap profile now, the start of the window its
+    /// growth is measured over (not for the agent, which does not report it).
+    pub(super) fn read_heap_at_start(&mut self, tracing: &Tracing, process: &Process) {
+        self.heap_before = process.heap_profile(&tracing.binary).ok();
+    }
+
     pub(super) fn exact(tracing: &mut Tracing, process: &Process) -> Result<Self, Error> {
         let zero = tracing.probes.site_counts()?;
         let baseline = seed_existing_goroutines(&mut tracing.probes, process, &tracing.binary)?;
@@ -87,6 +101,7 @@ impl Watch {
             ticker_channels: HashSet::new(),
             censuses: 0,
             zero,
+            heap_before: None,
         };
         let sites = watch.since_zero(tracing.probes.site_counts()?);
         watch.timeline.push(Sample {
@@ -131,6 +146,7 @@ impl Watch {
             ticker_channels: HashSet::new(),
             censuses: 1,
             zero: SiteCounts::new(),
+            heap_before: None,
         };
         let first_sample = census_sample(&first, &tracing.probes, started)?;
         watch.timeline.push(first_sample);
@@ -224,18 +240,28 @@ impl Watch {
         started: Instant,
         target_exited: bool,
     ) -> Result<WatchEnd, Error> {
-        if self.census.is_none() {
+        let mut end = if self.census.is_none() {
             let sites = self.since_zero(tracing.probes.site_counts()?);
-            return exact_end(
+            exact_end(
                 &mut self.timeline,
                 sites,
                 tracing,
                 process,
                 started,
                 target_exited,
-            );
+            )?
+        } else {
+            self.census_end(tracing, process, started, target_exited, false)?
+        };
+        if !target_exited {
+            end.heap = Some(HeapObservation {
+                before: self.heap_before.take(),
+                after: process
+                    .heap_profile(&tracing.binary)
+                    .map_err(|e| one_line(&e)),
+            });
         }
-        self.census_end(tracing, process, started, target_exited, false)
+        Ok(end)
     }
 
     /// Sampled mode, `leaktrace agent`: what the window has seen until now,
@@ -330,8 +356,10 @@ impl Watch {
         let events = census_events(&last, &tracing.probes)?;
         Ok(WatchEnd {
             snapshot: None,
+            clock_ns: process::monotonic_ns(),
             ticker_memory,
             tickers: Some(tickers),
+            heap: None,
             events,
             sites: last.counts.clone(),
             sampled: Some(SampledEnd {
@@ -363,26 +391,24 @@ fn exact_end(
     };
     let (sites, events) = (last.sites.clone(), last.events);
     timeline.push(last);
+    let clock_ns = process::monotonic_ns();
     let (snapshot, ticker_memory) = if target_exited {
         (None, TickerMemory::default())
     } else {
         let snapshot = final_snapshot(process, tracing);
-        let tickers = tracing.probes.tickers()?;
-        let running: HashSet<u64> = tickers
-            .iter()
-            .filter(|(_, t)| !t.stopped)
-            .map(|(&t, _)| t)
-            .collect();
-        let memory = process.tickers(&tracing.binary, tickers.keys().copied(), &running);
+        let timers = tracing.probes.timers()?;
+        let memory = timer_memory(process, &tracing.binary, &timers, clock_ns);
         (snapshot, memory)
     };
     Ok(WatchEnd {
         snapshot,
+        clock_ns,
         ticker_memory,
         tickers: None,
         sampled: None,
         events,
         sites,
+        heap: None,
     })
 }
 
@@ -394,7 +420,7 @@ fn heap_tickers(
     process: &Process,
     binary: &GoBinary,
     say_why: bool,
-) -> (HashMap<u64, TrackedTicker>, TickerMemory) {
+) -> (HashMap<u64, TrackedTimer>, TickerMemory) {
     let found = match process.heap_tickers(binary) {
         Ok(found) => found,
         Err(e) => {
@@ -404,21 +430,24 @@ fn heap_tickers(
             return (HashMap::new(), TickerMemory::default());
         }
     };
-    let tickers: HashMap<u64, TrackedTicker> = found
+    let tickers: HashMap<u64, TrackedTimer> = found
         .tickers
         .iter()
         .map(|(&ticker, &period_ns)| {
-            let running = TrackedTicker {
+            let running = TrackedTimer {
+                when_ns: 0,
                 period_ns,
                 created_ns: 0,
+                func: 0,
                 creation_stack: None,
                 stopped: false,
+                resets: 0,
             };
             (ticker, running)
         })
         .collect();
     let running: HashSet<u64> = tickers.keys().copied().collect();
-    let memory = process.tickers(binary, running.iter().copied(), &running);
+    let memory = process.tickers(binary, running.iter().copied(), &running, []);
     (tickers, memory)
 }
 

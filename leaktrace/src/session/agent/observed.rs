@@ -135,6 +135,7 @@ impl Observed {
             exit_code: None,
             exiting_goroutine: None,
             snapshot: end.snapshot,
+            clock_ns: end.clock_ns,
             ticker_memory: end.ticker_memory,
             timeline: Some(self.watch.timeline.clone()),
             events: end.events,
@@ -143,6 +144,7 @@ impl Observed {
             godebug: self.godebug.clone(),
             sampled: end.sampled,
             heap_tickers: end.tickers,
+            heap: None,
             censuses: self.watch.censuses,
         };
         self.tracing.analyse(ending, policy)
