@@ -149,11 +149,17 @@ pub struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Exit with status 3 when any goroutine or ticker site is judged leaking.
-    /// In a GitHub Actions job (GITHUB_ACTIONS=true) also print an `::error`
-    /// annotation for each, at its line in the repository.
+    /// Exit with status 3 when any goroutine, ticker or timer site is judged
+    /// leaking. In a GitHub Actions job (GITHUB_ACTIONS=true) also print an
+    /// `::error` annotation for each, at its line in the repository.
     #[arg(long)]
     pub fail_on_leak: bool,
+
+    /// Also exit with status 3 when descriptors (files, sockets, pipes) the
+    /// program opened are left open at exit. Not part of --fail-on-leak: a
+    /// server stopped by a signal still holds its listener.
+    #[arg(long)]
+    pub fail_on_unclosed: bool,
 
     #[command(flatten)]
     pub output: OutputArgs,

@@ -35,6 +35,8 @@ pub mod program {
     pub const SITE_CREATING: &str = "site_creating";
     /// `runtime.dieFromSignal`: killed by a signal, `runtime.exit` is never reached.
     pub const PROCESS_DYING: &str = "process_dying";
+    /// The `sys_exit` raw tracepoint: descriptors opened and closed.
+    pub const FD_SYSCALL: &str = "fd_syscall";
 
     /// Every program, in the order of their hit counters ([`crate::hit`]).
     pub const ALL: &[&str] = &[
@@ -50,6 +52,7 @@ pub mod program {
         TIMER_REARMED,
         SITE_CREATING,
         PROCESS_DYING,
+        FD_SYSCALL,
     ];
 }
 
@@ -68,7 +71,8 @@ pub mod hit {
     pub const TIMER_REARMED: u32 = 9;
     pub const SITE_CREATING: u32 = 10;
     pub const PROCESS_DYING: u32 = 11;
-    pub const COUNT: u32 = 12;
+    pub const FD_SYSCALL: u32 = 12;
+    pub const COUNT: u32 = 13;
 }
 
 /// The maps.
@@ -83,6 +87,10 @@ pub mod map {
     pub const TIMERS: &str = "TIMERS";
     /// Creation stack id → per-CPU [`TimerCounters`](crate::TimerCounters).
     pub const TIMER_SITES: &str = "TIMER_SITES";
+    /// Open descriptor → [`FdRecord`](crate::FdRecord).
+    pub const FDS: &str = "FDS";
+    /// [`FdSiteKey`](crate::FdSiteKey) → per-CPU [`FdCounters`](crate::FdCounters).
+    pub const FD_SITES: &str = "FD_SITES";
     /// Per-CPU event counters, indexed by [`counter`](crate::counter).
     pub const COUNTERS: &str = "COUNTERS";
     /// Ring buffer of [`ExitNotice`](crate::ExitNotice)s.
@@ -103,6 +111,8 @@ pub mod map {
         STACKS,
         TIMERS,
         TIMER_SITES,
+        FDS,
+        FD_SITES,
         COUNTERS,
         EXIT_NOTICES,
         HITS,
@@ -125,6 +135,9 @@ pub mod global {
     /// `u64`: one-shot timers set less than this many nanoseconds ahead are
     /// not tracked (`--min-timer`).
     pub const MIN_TIMER_NS: &str = "MIN_TIMER_NS";
+    /// `u32`: the process whose descriptors `fd_syscall` tracks (a raw
+    /// tracepoint sees every process's system calls).
+    pub const FD_TGID: &str = "FD_TGID";
     /// `u8`: aya-log's level; 0 logs nothing, [`LOG_LEVEL_DEBUG`](crate::LOG_LEVEL_DEBUG) everything.
     pub const LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
@@ -134,6 +147,7 @@ pub mod global {
         GOROUTINE_STACKS,
         STOP_AT_EXIT,
         MIN_TIMER_NS,
+        FD_TGID,
         LOG_LEVEL,
     ];
 }
@@ -212,6 +226,47 @@ pub struct TimerCounters {
 pub const LOG_LEVEL_DEBUG: u8 = 4;
 /// [`global::LOG_LEVEL`] without `--debug`: nothing is logged.
 pub const LOG_LEVEL_OFF: u8 = 0;
+
+/// What the kernel keeps per descriptor the target opened while traced.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdRecord {
+    /// `bpf_ktime_get_ns` when it was opened.
+    pub opened_ns: u64,
+    /// The system call that made it (x86-64 number: openat, socket, ...).
+    pub syscall: u32,
+    /// The user stack that opened it, in `STACKS`; [`NO_STACK`] if none.
+    pub stack_id: i32,
+    /// The creation stack of the goroutine that opened it (its `*g` is in
+    /// R14 at the system call), if the goroutine table has it: a socket
+    /// net/http dials from a goroutine of its own belongs to the request.
+    pub creator_stack_id: i32,
+    pub _pad: u32,
+}
+
+/// The stacks that opened a descriptor: its own, and its goroutine's creation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FdSiteKey {
+    pub stack_id: i32,
+    pub creator_stack_id: i32,
+    /// The system call that made the descriptors.
+    pub syscall: u32,
+    pub _pad: u32,
+}
+
+/// Per opening stack, descriptors opened and closed, counted in the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdCounters {
+    pub opened: u64,
+    pub closed: u64,
+}
+
+/// Capacity of the descriptor table (the target's open descriptors).
+pub const MAX_FDS: u32 = 1 << 16;
+/// Capacity of the per-opening-stack descriptor counters.
+pub const MAX_FD_SITES: u32 = 1 << 12;
 
 /// Capacity of the timer table (timers and tickers).
 pub const MAX_TIMERS: u32 = 1 << 16;
@@ -328,7 +383,10 @@ pub mod counter {
     /// One-shot timers set less than `--min-timer` ahead, not tracked (a
     /// filter, not a drop).
     pub const TIMERS_TOO_SHORT: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// A descriptor was not tracked because the descriptor table was full,
+    /// or not counted because the descriptor-site table was.
+    pub const DROPPED_FD_TABLE_FULL: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 /// Capacity of the goroutine table. Allocated on demand (`BPF_F_NO_PREALLOC`).
@@ -349,5 +407,8 @@ mod pod {
     unsafe impl aya::Pod for super::TimerLayout {}
     unsafe impl aya::Pod for super::TimerRecord {}
     unsafe impl aya::Pod for super::TimerCounters {}
+    unsafe impl aya::Pod for super::FdRecord {}
+    unsafe impl aya::Pod for super::FdCounters {}
+    unsafe impl aya::Pod for super::FdSiteKey {}
     unsafe impl aya::Pod for super::ExitNotice {}
 }

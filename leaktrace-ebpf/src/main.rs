@@ -16,17 +16,22 @@
 #[cfg(target_arch = "bpf")]
 mod programs {
     use aya_ebpf::{
+        bindings::pt_regs,
         bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
-        helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_send_signal},
-        macros::{map, uprobe},
+        helpers::{
+            bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+            generated::bpf_send_signal,
+        },
+        macros::{map, raw_tracepoint, uprobe},
         maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
-        programs::{ProbeContext, tracing::StackIdContext},
+        programs::{ProbeContext, RawTracePointContext, tracing::StackIdContext},
     };
     use aya_log_ebpf::warn;
     use leaktrace_ebpf::{
-        ExitNotice, FIELD_ABSENT, GoLayout, GoroutineRecord, MAX_GOROUTINES, MAX_SITE_STACKS,
-        MAX_SITES, MAX_STACKS, MAX_TIMER_SITES, MAX_TIMERS, NO_STACK, SiteCounters, SiteKey,
-        SiteStack, TimerCounters, TimerLayout, TimerRecord, counter, hit,
+        ExitNotice, FIELD_ABSENT, FdCounters, FdRecord, FdSiteKey, GoLayout, GoroutineRecord,
+        MAX_FD_SITES, MAX_FDS, MAX_GOROUTINES, MAX_SITE_STACKS, MAX_SITES, MAX_STACKS,
+        MAX_TIMER_SITES, MAX_TIMERS, NO_STACK, SiteCounters, SiteKey, SiteStack, TimerCounters,
+        TimerLayout, TimerRecord, counter, hit,
     };
 
     const BPF_F_NO_PREALLOC: u32 = 1;
@@ -58,6 +63,11 @@ mod programs {
     #[unsafe(no_mangle)]
     static MIN_TIMER_NS: u64 = 0;
 
+    /// Set by userspace before load: the process whose descriptors
+    /// `fd_syscall` tracks; 0 for none.
+    #[unsafe(no_mangle)]
+    static FD_TGID: u32 = 0;
+
     /// Non-zero: record goroutine creation stacks (about 1 µs per goroutine).
     #[unsafe(no_mangle)]
     static GOROUTINE_STACKS: u8 = 1;
@@ -88,6 +98,13 @@ mod programs {
     #[map]
     static TIMER_SITES: PerCpuHashMap<i32, TimerCounters> =
         PerCpuHashMap::with_max_entries(MAX_TIMER_SITES, 0);
+
+    #[map]
+    static FDS: HashMap<u32, FdRecord> = HashMap::with_max_entries(MAX_FDS, BPF_F_NO_PREALLOC);
+
+    #[map]
+    static FD_SITES: PerCpuHashMap<FdSiteKey, FdCounters> =
+        PerCpuHashMap::with_max_entries(MAX_FD_SITES, 0);
 
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
@@ -407,7 +424,7 @@ mod programs {
     }
 
     #[inline(always)]
-    fn creation_stack(ctx: &ProbeContext) -> i32 {
+    fn creation_stack<C: StackIdContext + aya_ebpf::EbpfContext>(ctx: &C) -> i32 {
         match ctx.get_stackid(&STACKS, BPF_F_USER_STACK.into()) {
             Ok(id) => id as i32,
             Err(e) => {
@@ -565,6 +582,152 @@ mod programs {
             };
             count_timer(ctx, stack_id, |c| &mut c.reset);
         }
+    }
+
+    /// x86-64 system call numbers that make or free descriptors.
+    mod nr {
+        pub const CLOSE: u64 = 3;
+        pub const OPEN: u64 = 2;
+        pub const PIPE: u64 = 22;
+        pub const DUP: u64 = 32;
+        pub const DUP2: u64 = 33;
+        pub const SOCKET: u64 = 41;
+        pub const ACCEPT: u64 = 43;
+        pub const SOCKETPAIR: u64 = 53;
+        pub const FCNTL: u64 = 72;
+        pub const CREAT: u64 = 85;
+        pub const EPOLL_CREATE: u64 = 213;
+        pub const OPENAT: u64 = 257;
+        pub const TIMERFD_CREATE: u64 = 283;
+        pub const ACCEPT4: u64 = 288;
+        pub const SIGNALFD4: u64 = 289;
+        pub const EVENTFD2: u64 = 290;
+        pub const EPOLL_CREATE1: u64 = 291;
+        pub const DUP3: u64 = 292;
+        pub const PIPE2: u64 = 293;
+        pub const INOTIFY_INIT1: u64 = 294;
+        pub const MEMFD_CREATE: u64 = 319;
+        pub const PIDFD_OPEN: u64 = 434;
+        pub const OPENAT2: u64 = 437;
+    }
+
+    /// `fcntl` commands that duplicate a descriptor.
+    const F_DUPFD: u64 = 0;
+    const F_DUPFD_CLOEXEC: u64 = 1030;
+
+    /// At every system call's exit, `sys_exit(regs, ret)`: for the target
+    /// only (the first thing checked, as every process passes here), the
+    /// descriptors it opens, with the user stack that opened them, and
+    /// those it closes. The registers the call was made with are in `regs`:
+    /// the number in `orig_rax`, the arguments in RDI, RSI, RDX, R10, and
+    /// the calling goroutine's `*g` in R14 (Go keeps it there).
+    #[raw_tracepoint(tracepoint = "sys_exit")]
+    pub fn fd_syscall(ctx: RawTracePointContext) -> i32 {
+        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        if tgid == 0 || tgid != unsafe { core::ptr::read_volatile(&FD_TGID) } {
+            return 0;
+        }
+        let regs: *const pt_regs = ctx.arg(0);
+        let ret: i64 = ctx.arg(1);
+        if ret < 0 {
+            return 0;
+        }
+        let Ok(regs) = (unsafe { bpf_probe_read_kernel(regs) }) else {
+            return 0;
+        };
+        hit(hit::FD_SYSCALL);
+        match regs.orig_rax {
+            nr::CLOSE => fd_closed(&ctx, regs.rdi as u32),
+            nr::OPEN
+            | nr::OPENAT
+            | nr::OPENAT2
+            | nr::CREAT
+            | nr::SOCKET
+            | nr::ACCEPT
+            | nr::ACCEPT4
+            | nr::DUP
+            | nr::EPOLL_CREATE
+            | nr::EPOLL_CREATE1
+            | nr::EVENTFD2
+            | nr::TIMERFD_CREATE
+            | nr::SIGNALFD4
+            | nr::INOTIFY_INIT1
+            | nr::MEMFD_CREATE
+            | nr::PIDFD_OPEN => fd_opened(&ctx, &regs, ret as u32),
+            nr::FCNTL if regs.rsi == F_DUPFD || regs.rsi == F_DUPFD_CLOEXEC => {
+                fd_opened(&ctx, &regs, ret as u32)
+            }
+            // The new descriptor replaces (closes) whatever was there.
+            nr::DUP2 | nr::DUP3 => {
+                fd_closed(&ctx, regs.rsi as u32);
+                fd_opened(&ctx, &regs, ret as u32)
+            }
+            nr::PIPE | nr::PIPE2 => fd_pair(&ctx, &regs, regs.rdi),
+            nr::SOCKETPAIR => fd_pair(&ctx, &regs, regs.r10),
+            _ => {}
+        }
+        0
+    }
+
+    /// `int fds[2]` written by pipe, pipe2 or socketpair.
+    #[inline(always)]
+    fn fd_pair(ctx: &RawTracePointContext, regs: &pt_regs, fds: u64) {
+        if let Ok(pair) = unsafe { bpf_probe_read_user(fds as *const [u32; 2]) } {
+            fd_opened(ctx, regs, pair[0]);
+            fd_opened(ctx, regs, pair[1]);
+        }
+    }
+
+    #[inline(always)]
+    fn fd_opened(ctx: &RawTracePointContext, regs: &pt_regs, fd: u32) {
+        let stack_id = creation_stack(ctx);
+        let creator_stack_id = unsafe { GOROUTINES.get(regs.r14) }.map_or(NO_STACK, |g| g.stack_id);
+        let record = FdRecord {
+            opened_ns: unsafe { bpf_ktime_get_ns() },
+            syscall: regs.orig_rax as u32,
+            stack_id,
+            creator_stack_id,
+            _pad: 0,
+        };
+        if FDS.insert(fd, record, 0).is_err() {
+            bump(counter::DROPPED_FD_TABLE_FULL);
+            return;
+        }
+        count_fd(
+            FdSiteKey {
+                stack_id,
+                creator_stack_id,
+                syscall: regs.orig_rax as u32,
+                _pad: 0,
+            },
+            |c| &mut c.opened,
+        );
+    }
+
+    #[inline(always)]
+    fn fd_closed(_ctx: &RawTracePointContext, fd: u32) {
+        if let Some(record) = unsafe { FDS.get(fd) } {
+            let key = FdSiteKey {
+                stack_id: record.stack_id,
+                creator_stack_id: record.creator_stack_id,
+                syscall: record.syscall,
+                _pad: 0,
+            };
+            let _ = FDS.remove(fd);
+            count_fd(key, |c| &mut c.closed);
+        }
+    }
+
+    #[inline(always)]
+    fn count_fd(key: FdSiteKey, field: fn(&mut FdCounters) -> &mut u64) {
+        for _ in 0..2 {
+            if let Some(counters) = FD_SITES.get_ptr_mut(&key) {
+                *field(unsafe { &mut *counters }) += 1;
+                return;
+            }
+            let _ = FD_SITES.insert(&key, &FdCounters::default(), BPF_NOEXIST.into());
+        }
+        bump(counter::DROPPED_FD_TABLE_FULL);
     }
 
     #[cfg(not(test))]

@@ -175,7 +175,16 @@ fn leaks_are_annotated_and_written_as_sarif_at_the_repositorys_line() {
                 .iter()
                 .map(|r| r["id"].as_str().unwrap())
                 .collect();
-            assert_eq!(rules, ["goroutine-leak", "stuck-goroutines", "ticker-leak"]);
+            assert_eq!(
+                rules,
+                [
+                    "goroutine-leak",
+                    "stuck-goroutines",
+                    "ticker-leak",
+                    "timer-leak",
+                    "resource-leak"
+                ]
+            );
             let results = run["results"].as_array().unwrap();
             assert_eq!(results.len(), 1, "{context}: {results:#?}");
             let result = &results[0];

@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod heap;
 pub mod ignore;
 pub mod interval;
+pub mod resources;
 pub mod symbols;
 pub mod tickers;
 pub mod timeline;
@@ -87,6 +88,8 @@ pub struct Observation {
     pub ticker_memory: TickerMemory,
     /// The runtime's heap profile, if read.
     pub heap: Option<heap::HeapObservation>,
+    /// The target's descriptors, if read.
+    pub descriptors: Option<resources::DescriptorObservation>,
     /// Creation stacks (run-time return addresses, innermost first).
     pub stacks: HashMap<StackId, Vec<u64>>,
     pub timeline: Option<Timeline>,
@@ -243,6 +246,7 @@ impl Analysis<'_> {
                 .then_with(|| attributed_line(a).cmp(&attributed_line(b)))
         });
         let tests = test_leaks(&goroutines);
+        let (resources, descriptors) = resources::resource_sites(self, &goroutines);
         Report {
             schema_version: SCHEMA_VERSION,
             mode: obs.mode,
@@ -258,6 +262,8 @@ impl Analysis<'_> {
             tickers,
             timers,
             heap: heap::heap_report(self),
+            resources,
+            descriptors,
             tests,
         }
     }

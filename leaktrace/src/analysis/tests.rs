@@ -176,6 +176,7 @@ fn observation(mode: Mode) -> Observation {
         clock_ns: NOW,
         ticker_memory: TickerMemory::default(),
         heap: None,
+        descriptors: None,
         stacks: HashMap::from([(
             StackId(1),
             vec![PROBE_IP, NEWPROC_RET, PROGRAM_GOPC, RUNTIME_MAIN_RET],

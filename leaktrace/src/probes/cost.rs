@@ -18,6 +18,10 @@ use crate::report::ProbeCost;
 const EMULATED_TRAP_NS: u64 = 1_000;
 /// One trap on an instruction the kernel single-steps out of line.
 const SINGLE_STEPPED_TRAP_NS: u64 = 5_000;
+/// The `sys_exit` raw tracepoint, per system call of the target: no trap,
+/// a program run on the way out of the kernel (the few that open a
+/// descriptor also walk their stack, which this rounds into).
+const SYSCALL_EXIT_NS: u64 = 300;
 /// Walking a creation stack (`bpf_get_stackid`) in the probe.
 const STACK_WALK_NS: u64 = 1_000;
 
@@ -73,6 +77,9 @@ impl Probes {
 
 /// The estimate for one hit: the costlier trap among the program's points.
 fn ns_per_hit(program: &str, points_emulated: &[bool], stacks: bool) -> u64 {
+    if program == program::FD_SYSCALL {
+        return SYSCALL_EXIT_NS;
+    }
     let trap = if points_emulated.iter().all(|&e| e) {
         EMULATED_TRAP_NS
     } else {
@@ -114,6 +121,7 @@ mod tests {
             (hit::TIMER_REARMED, program::TIMER_REARMED),
             (hit::SITE_CREATING, program::SITE_CREATING),
             (hit::PROCESS_DYING, program::PROCESS_DYING),
+            (hit::FD_SYSCALL, program::FD_SYSCALL),
         ];
         assert_eq!(pairs.len(), program::ALL.len());
         assert_eq!(hit::COUNT as usize, program::ALL.len());

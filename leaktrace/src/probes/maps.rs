@@ -10,8 +10,8 @@ use aya::maps::{
     StackTraceMap,
 };
 use leaktrace_ebpf::{
-    ExitNotice, GoroutineRecord, NO_STACK, SiteCounters, SiteKey, SiteStack, TimerCounters,
-    TimerRecord, counter, map,
+    ExitNotice, FdCounters, FdRecord, FdSiteKey, GoroutineRecord, NO_STACK, SiteCounters, SiteKey,
+    SiteStack, TimerCounters, TimerRecord, counter, map,
 };
 
 use super::{ProbeError, Probes};
@@ -156,6 +156,32 @@ impl From<TimerRecord> for TrackedTimer {
 /// over CPUs.
 pub type TimerCounts = HashMap<Option<StackId>, TimerCounters>;
 
+/// A descriptor the target opened while traced and has not closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackedFd {
+    pub opened_ns: u64,
+    /// The x86-64 system call that made it.
+    pub syscall: u32,
+    pub stack: Option<StackId>,
+    /// The creation stack of the goroutine that opened it.
+    pub creator_stack: Option<StackId>,
+}
+
+impl From<FdRecord> for TrackedFd {
+    fn from(r: FdRecord) -> Self {
+        Self {
+            opened_ns: r.opened_ns,
+            syscall: r.syscall,
+            stack: StackId::from_raw(r.stack_id),
+            creator_stack: StackId::from_raw(r.creator_stack_id),
+        }
+    }
+}
+
+/// Per opening stack, opening goroutine's creation stack (`None`: not
+/// recorded) and system call, descriptors opened and closed.
+pub type FdCounts = HashMap<(Option<StackId>, Option<StackId>, u32), FdCounters>;
+
 /// Per creation site counters, summed over CPUs.
 pub type SiteCounts = HashMap<SiteKey, SiteCounters>;
 
@@ -179,6 +205,7 @@ impl Probes {
             dropped_stack: sum(counter::DROPPED_STACK),
             dropped_timer_table_full: sum(counter::DROPPED_TIMER_TABLE_FULL),
             timers_too_short: sum(counter::TIMERS_TOO_SHORT),
+            dropped_fd_table_full: sum(counter::DROPPED_FD_TABLE_FULL),
         })
     }
 
@@ -269,6 +296,41 @@ impl Probes {
                     reset: a.reset.saturating_add(c.reset),
                 });
             counts.insert(StackId::from_raw(stack), total);
+        }
+        Ok(counts)
+    }
+
+    /// The descriptors opened while traced and still open, by number.
+    pub fn fds(&self) -> Result<HashMap<u32, TrackedFd>, ProbeError> {
+        let table: BpfHashMap<&MapData, u32, FdRecord> = typed(self.map(map::FDS)?)?;
+        Ok(table
+            .iter()
+            .flatten()
+            .map(|(fd, record)| (fd, record.into()))
+            .collect())
+    }
+
+    /// Per opening stack, the descriptors opened and closed while traced.
+    pub fn fd_counts(&self) -> Result<FdCounts, ProbeError> {
+        let sites: PerCpuHashMap<&MapData, FdSiteKey, FdCounters> =
+            typed(self.map(map::FD_SITES)?)?;
+        let mut counts = FdCounts::new();
+        for entry in sites.iter() {
+            let (stack, per_cpu) = entry.map_err(|e| ProbeError::ReadMap(Box::new(e)))?;
+            let total = per_cpu
+                .iter()
+                .fold(FdCounters::default(), |a, c| FdCounters {
+                    opened: a.opened.saturating_add(c.opened),
+                    closed: a.closed.saturating_add(c.closed),
+                });
+            counts.insert(
+                (
+                    StackId::from_raw(stack.stack_id),
+                    StackId::from_raw(stack.creator_stack_id),
+                    stack.syscall,
+                ),
+                total,
+            );
         }
         Ok(counts)
     }

@@ -15,19 +15,19 @@ use std::{num::NonZeroU32, path::Path};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     programs::{
-        ProgramError, UProbe,
+        ProgramError, RawTracePoint, UProbe,
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
 use aya_log::EbpfLogger;
 use leaktrace_ebpf::{
-    FIELD_ABSENT, GoLayout, LOG_LEVEL_DEBUG, LOG_LEVEL_OFF, TimerLayout, global, map,
+    FIELD_ABSENT, GoLayout, LOG_LEVEL_DEBUG, LOG_LEVEL_OFF, TimerLayout, global, map, program,
 };
 use leaktrace_gobinary::{GoBinary, disasm};
 
 pub use maps::{
-    ExitNotices, Park, ProcessExit, Seed, SiteCounts, StackId, TimerCounts, TrackedGoroutine,
-    TrackedTimer,
+    ExitNotices, FdCounts, Park, ProcessExit, Seed, SiteCounts, StackId, TimerCounts, TrackedFd,
+    TrackedGoroutine, TrackedTimer,
 };
 pub use plan::{Placement, PlacementError, ProbePoint};
 
@@ -41,6 +41,9 @@ const PRE_GO123_RUNTIME_TIMER_F: u64 = 24;
 /// Go 1.23+: `timer` in `runtime.timeTimer{c unsafe.Pointer; init bool; timer}`,
 /// when the binary's DWARF does not say.
 const GO123_TIME_TIMER_TIMER_FIELD: u64 = 16;
+
+/// The raw tracepoint every system call leaves through.
+const SYS_EXIT: &str = "sys_exit";
 
 static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/leaktrace-ebpf"));
@@ -68,6 +71,12 @@ pub enum ProbeError {
         function: String,
         offset: u64,
         target: std::path::PathBuf,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error("attaching to the {tracepoint} raw tracepoint")]
+    AttachTracepoint {
+        tracepoint: &'static str,
         #[source]
         source: Box<ProgramError>,
     },
@@ -104,6 +113,8 @@ pub struct Settings {
     /// One-shot timers set less than this far ahead are not tracked
     /// (`--min-timer`).
     pub min_timer_ns: u64,
+    /// The process whose descriptors [`Probes::attach_descriptors`] tracks.
+    pub fd_tgid: u32,
 }
 
 /// Table sizes with [`Settings::few_sites`]: the stacks of at most 64
@@ -193,6 +204,7 @@ impl Probes {
             .override_global(global::LAYOUT, &layout, true)
             .override_global(global::STOP_AT_EXIT, &stop_at_exit, true)
             .override_global(global::MIN_TIMER_NS, &settings.min_timer_ns, true)
+            .override_global(global::FD_TGID, &settings.fd_tgid, true)
             .override_global(global::TIMER_LAYOUT, &timers, true)
             .override_global(
                 global::GOROUTINE_STACKS,
@@ -288,6 +300,38 @@ impl Probes {
         Ok(())
     }
 
+    /// Tracks the descriptors of the process set in [`Settings::fd_tgid`]:
+    /// the `sys_exit` raw tracepoint, which needs no tracefs. It runs at
+    /// every system call's exit on the machine, and returns at once for
+    /// other processes; the kernel removes it with leaktrace's descriptors.
+    pub fn attach_descriptors(&mut self) -> Result<(), ProbeError> {
+        let program = program::FD_SYSCALL;
+        let tracepoint: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(program)
+            .ok_or(ProbeError::MissingProgram(program))?
+            .try_into()
+            .map_err(|source| ProbeError::LoadProgram {
+                program,
+                source: Box::new(source),
+            })?;
+        tracepoint
+            .load()
+            .map_err(|source| ProbeError::LoadProgram {
+                program,
+                source: Box::new(source),
+            })?;
+        tracepoint
+            .attach(SYS_EXIT)
+            .map_err(|source| ProbeError::AttachTracepoint {
+                tracepoint: SYS_EXIT,
+                source: Box::new(source),
+            })?;
+        self.loaded.push(program);
+        self.attached.push((program, true));
+        Ok(())
+    }
+
     /// Writes what the probes logged since the last call (`--debug`).
     pub fn flush_logs(&mut self) {
         if let Some(logs) = self.logs.as_mut() {
@@ -346,7 +390,7 @@ mod tests {
         };
         let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(
-            in_section(&|section| section.starts_with("uprobe")),
+            in_section(&|section| section.starts_with("uprobe") || section.starts_with("raw_tp")),
             names(program::ALL)
         );
         assert_eq!(in_section(&|section| section == "maps"), names(map::ALL));

@@ -5,6 +5,7 @@
 //! [`Memory`].
 
 pub mod census;
+pub mod fds;
 pub mod fuzz;
 pub mod goroutines;
 pub mod heap;

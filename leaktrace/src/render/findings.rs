@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    AttributedBy, Origin, Report, SiteReport, SourceLocation, TickerSite, TickerVerdict, TimerSite,
-    TimerVerdict, Verdict,
+    AttributedBy, Origin, Report, ResourceSite, ResourceVerdict, SiteReport, SourceLocation,
+    TickerSite, TickerVerdict, TimerSite, TimerVerdict, Verdict,
 };
 
 use super::text::{duration, plural};
@@ -22,14 +22,17 @@ pub enum Rule {
     TickerLeak,
     /// One-shot timers pending and held until they fire.
     TimerLeak,
+    /// Descriptors opened and never closed.
+    ResourceLeak,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 5] = [
         Rule::GoroutineLeak,
         Rule::StuckGoroutines,
         Rule::TickerLeak,
         Rule::TimerLeak,
+        Rule::ResourceLeak,
     ];
 
     pub fn id(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Rule {
             Rule::StuckGoroutines => "stuck-goroutines",
             Rule::TickerLeak => "ticker-leak",
             Rule::TimerLeak => "timer-leak",
+            Rule::ResourceLeak => "resource-leak",
         }
     }
 
@@ -47,6 +51,7 @@ impl Rule {
             Rule::StuckGoroutines => "stuck goroutines",
             Rule::TickerLeak => "ticker leak",
             Rule::TimerLeak => "timer leak",
+            Rule::ResourceLeak => "unclosed resource",
         }
     }
 
@@ -64,13 +69,17 @@ impl Rule {
             Rule::TimerLeak => {
                 "Timers created at this line are pending, never stopped, and held until they fire with everything they refer to: time.After in a loop, an AfterFunc or a context.WithTimeout whose cancel is never called. Stop the timer (or call cancel) once it is not needed."
             }
+            Rule::ResourceLeak => {
+                "Descriptors opened at this line (files, sockets, pipes) were never closed: left open at exit, or piling up while observed. The GC does not close them. Close them, usually with defer, and close HTTP response bodies."
+            }
         }
     }
 
     pub fn level(self) -> Level {
         match self {
             Rule::GoroutineLeak | Rule::TickerLeak | Rule::TimerLeak => Level::Error,
-            Rule::StuckGoroutines => Level::Warning,
+            // Like stuck goroutines, not what --fail-on-leak fails on.
+            Rule::StuckGoroutines | Rule::ResourceLeak => Level::Warning,
         }
     }
 }
@@ -108,6 +117,7 @@ pub fn findings(report: &Report) -> Vec<Finding<'_>> {
     let mut found: Vec<Finding> = report.goroutines.iter().filter_map(site).collect();
     found.extend(report.tickers.iter().filter_map(ticker));
     found.extend(report.timers.iter().filter_map(timer));
+    found.extend(report.resources.iter().filter_map(resource));
     found.sort_by_key(|f| f.rule.level() != Level::Error);
     found
 }
@@ -253,6 +263,32 @@ fn timer(timer: &TimerSite) -> Option<Finding<'_>> {
         stack: stack_of(&timer.stacks, at),
         fingerprint: format!("{}:{}", Rule::TimerLeak.id(), at.function),
         count: timer.live,
+        test: None,
+    })
+}
+
+fn resource(site: &ResourceSite) -> Option<Finding<'_>> {
+    if site.verdict != ResourceVerdict::Leak {
+        return None;
+    }
+    let at = &site.created_at;
+    let mut message = format!(
+        "{} {} {} never closed",
+        site.open,
+        site.kind,
+        plural(site.open, "descriptor")
+    );
+    if let Some(example) = site.examples.first() {
+        let _ = write!(message, ": {example}");
+    }
+    Some(Finding {
+        rule: Rule::ResourceLeak,
+        title: Rule::ResourceLeak.title().to_string(),
+        message,
+        at,
+        stack: stack_of(&site.stacks, at),
+        fingerprint: format!("{}:{}:{}", Rule::ResourceLeak.id(), at.function, site.kind),
+        count: site.open,
         test: None,
     })
 }

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use crate::report::{
     AttributedBy, Attribution, BlockedFor, HeapReport, HeapVerdict, Mode, Observing, ProbeCosts,
-    Report, SiteReport, SourceLocation, TickerSite, TickerVerdict, TimeSource, TimerKind,
-    TimerSemantics, TimerSite, TimerVerdict, Verdict,
+    Report, ResourceSite, ResourceVerdict, SiteReport, SourceLocation, TickerSite, TickerVerdict,
+    TimeSource, TimerKind, TimerSemantics, TimerSite, TimerVerdict, Verdict,
 };
 
 pub fn render(report: &Report) -> String {
@@ -38,6 +38,19 @@ pub fn render(report: &Report) -> String {
             out,
             "{leaked_tickers} leaked {}",
             plural(leaked_tickers, "ticker")
+        );
+    }
+    let leaked_descriptors: u64 = report
+        .resources
+        .iter()
+        .filter(|r| r.verdict == ResourceVerdict::Leak)
+        .map(|r| r.open)
+        .sum();
+    if leaked_descriptors > 0 {
+        let _ = writeln!(
+            out,
+            "{leaked_descriptors} unclosed {}",
+            plural(leaked_descriptors, "descriptor")
         );
     }
     let leaked_timers: u64 = report
@@ -130,6 +143,7 @@ pub fn render(report: &Report) -> String {
             write_timer(&mut out, timer);
         }
     }
+    write_resources(&mut out, report);
     if let Some(heap) = &report.heap {
         write_heap(&mut out, heap);
     }
@@ -420,6 +434,61 @@ fn write_timer(out: &mut String, timer: &TimerSite) {
     }
     if timer.referenced > 0 {
         let _ = writeln!(out, "{} referenced by a global variable", timer.referenced);
+    }
+}
+
+fn write_resources(out: &mut String, report: &Report) {
+    let open: Vec<&ResourceSite> = report
+        .resources
+        .iter()
+        .filter(|r| r.open > 0 && r.verdict != ResourceVerdict::Ok)
+        .collect();
+    let by_kind = |counts: &std::collections::BTreeMap<String, u64>| {
+        counts
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(summary) = &report.descriptors else {
+        return;
+    };
+    let whence = match report.mode {
+        Mode::Run => "at exit",
+        Mode::Attach => "at the end",
+    };
+    let _ = writeln!(
+        out,
+        "\ndescriptors open {whence}: {}",
+        by_kind(&summary.at_end)
+    );
+    if let Some(before) = &summary.before_attach {
+        let _ = writeln!(out, "descriptors open at the attach: {}", by_kind(before));
+    }
+    for site in open {
+        out.push('\n');
+        let what = match report.mode {
+            Mode::Run => "left open at exit",
+            Mode::Attach => "more opened than closed while observed, still open",
+        };
+        let _ = writeln!(
+            out,
+            "{}: {} {} {}, {what}",
+            site.verdict.as_str(),
+            site.open,
+            site.kind,
+            plural(site.open, "descriptor"),
+        );
+        let via = match site.attributed_by {
+            Some(AttributedBy::CreatedFor) => " (opened by the standard library for this call)",
+            _ => "",
+        };
+        let at = &site.created_at;
+        let _ = writeln!(out, "opened at {}{via}\n\t{}", at.function, file_line(at));
+        let _ = writeln!(out, "{} opened, {} closed", site.opened, site.closed);
+        for example in &site.examples {
+            let _ = writeln!(out, "\t{example}");
+        }
     }
 }
 

@@ -59,6 +59,8 @@ pub fn report() -> Report {
         tickers: vec![],
         timers: vec![],
         heap: None,
+        resources: vec![],
+        descriptors: None,
         tests: vec![],
     }
 }

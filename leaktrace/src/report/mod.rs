@@ -219,6 +219,8 @@ pub struct EventCounts {
     /// One-shot timers set less than `--min-timer` ahead, not tracked: a
     /// filter, not a loss.
     pub timers_too_short: u64,
+    /// Descriptors not tracked: their table was full.
+    pub dropped_fd_table_full: u64,
 }
 
 impl EventCounts {
@@ -229,6 +231,7 @@ impl EventCounts {
             + self.dropped_exit_notice
             + self.dropped_stack
             + self.dropped_timer_table_full
+            + self.dropped_fd_table_full
     }
 }
 
@@ -468,6 +471,82 @@ pub struct TimerSite {
     pub verdict: TimerVerdict,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceVerdict {
+    /// Still open: at exit (`run`), or more opened than closed while
+    /// observed (`-p --exact`).
+    Leak,
+    /// Open, but the standard library's own (a keep-alive connection idle
+    /// in net/http's pool, a server's listener it started).
+    Library,
+    /// The runtime's own (the network poller's epoll and wakeup descriptors).
+    Runtime,
+    /// None left open, or not growing.
+    Ok,
+}
+
+impl ResourceVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leak => "leak",
+            Self::Library => "library",
+            Self::Runtime => "runtime",
+            Self::Ok => "ok",
+        }
+    }
+}
+
+/// The descriptors one line of code opened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceSite {
+    /// The program's first frame on the opening stack (`os.Open`'s caller);
+    /// for a descriptor the standard library opened from a goroutine it
+    /// started for the program (net/http's dial), the program's frame on
+    /// that goroutine's creation stack (`attributed_by`: `created_for`).
+    pub created_at: SourceLocation,
+    pub attributed_by: Option<AttributedBy>,
+    /// What they are, from `/proc/PID/fd` for the open ones, else from the
+    /// system call: `file`, `tcp`, `tcp6`, `udp`, `udp6`, `unix`, `socket`,
+    /// `pipe`, `eventpoll`, `eventfd`, `pidfd`, ...
+    pub kind: String,
+    /// Opened while observed and still open at the end.
+    pub open: u64,
+    /// Opened and closed while observed.
+    pub opened: u64,
+    pub closed: u64,
+    /// Up to five of the open ones: a file's path, a socket's `local -> peer`.
+    pub examples: Vec<String>,
+    /// Opening stacks of the open ones.
+    pub stacks: Vec<CreationStack>,
+    pub verdict: ResourceVerdict,
+}
+
+impl ResourceSite {
+    pub fn new(created_at: SourceLocation, attributed_by: Option<AttributedBy>) -> Self {
+        Self {
+            created_at,
+            attributed_by,
+            kind: String::new(),
+            open: 0,
+            opened: 0,
+            closed: 0,
+            examples: Vec::new(),
+            stacks: Vec::new(),
+            verdict: ResourceVerdict::Ok,
+        }
+    }
+}
+
+/// Every descriptor of the target, by kind, from `/proc/PID/fd`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DescriptorSummary {
+    /// `-p`: those open when the window started (opened before the attach).
+    pub before_attach: Option<BTreeMap<String, u64>>,
+    /// Those open at the end.
+    pub at_end: BTreeMap<String, u64>,
+}
+
 /// The in-use heap, from the runtime's own heap profile (what `go tool pprof
 /// -inuse_space` shows), by allocation site.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -564,6 +643,12 @@ pub struct Report {
     /// The in-use heap by allocation site; `None` when not read (the target
     /// was gone, or `leaktrace agent`).
     pub heap: Option<HeapReport>,
+    /// Descriptors opened while observed (`run`, `-p --exact`), by the line
+    /// that opened them, leaks first.
+    pub resources: Vec<ResourceSite>,
+    /// Every descriptor by kind, at the start (`-p`) and at the end; `None`
+    /// when not read.
+    pub descriptors: Option<DescriptorSummary>,
     /// `go test` binaries: the tests that leaked, most goroutines first.
     pub tests: Vec<TestLeaks>,
 }
@@ -582,6 +667,13 @@ impl Report {
                 .iter()
                 .any(|t| t.verdict == TickerVerdict::Leak)
             || self.timers.iter().any(|t| t.verdict == TimerVerdict::Leak)
+    }
+
+    /// Descriptors the program opened and left open (`--fail-on-unclosed`).
+    pub fn has_unclosed_resources(&self) -> bool {
+        self.resources
+            .iter()
+            .any(|r| r.verdict == ResourceVerdict::Leak)
     }
 }
 

@@ -77,6 +77,8 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         Observing::Sampled => Watch::sampled(&mut tracing, &process, started).await?,
     };
     watch.read_heap_at_start(&tracing, &process);
+    let descriptors_before =
+        crate::process::fds::count_by_kind(crate::process::fds::read(pid).values());
     render::note(format!(
         "tracing pid {pid} ({}, {}), {} goroutines already running{}; Ctrl-C to stop",
         executable.shown.display(),
@@ -173,6 +175,8 @@ pub async fn attach(args: AttachArgs, pid: u32) -> Result<i32, Error> {
         sampled: end.sampled,
         heap_tickers: end.tickers,
         heap: end.heap,
+        descriptors: (!target_exited)
+            .then(|| super::descriptors(&tracing.probes, pid, observing, Some(descriptors_before))),
         censuses: watch.censuses,
     };
     let report = tracing.conclude(ending, &policy)?;

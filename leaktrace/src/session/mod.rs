@@ -23,7 +23,8 @@ use crate::{
     Error,
     analysis::{
         self, Observation, Policy, SampledEnd, Symbolizer, heap::HeapObservation,
-        ignore::IgnoreRules, tickers::timer_semantics, timeline::Timeline, verdict::Thresholds,
+        ignore::IgnoreRules, resources::DescriptorObservation, tickers::timer_semantics,
+        timeline::Timeline, verdict::Thresholds,
     },
     cli::{OutputArgs, ProbeArgs},
     probes::{AtExit, ProbeError, ProbePoint, Probes, Settings, SiteCounts, TrackedTimer, plan},
@@ -70,6 +71,8 @@ struct Ending {
     /// The heap profile at the end (and, `-p`, at the start); `None` when
     /// not read.
     heap: Option<HeapObservation>,
+    /// The target's descriptors; `None` when not read.
+    descriptors: Option<DescriptorObservation>,
 }
 
 impl Tracing {
@@ -98,6 +101,11 @@ impl Tracing {
                 debug: probe_args.debug,
                 few_sites: observing == Observing::Sampled,
                 min_timer_ns: u64::try_from(probe_args.min_timer.as_nanos()).unwrap_or(u64::MAX),
+                fd_tgid: if observing == Observing::Exact {
+                    pid
+                } else {
+                    0
+                },
             },
         )?;
         let points: Vec<ProbePoint> = match observing {
@@ -107,6 +115,16 @@ impl Tracing {
             Observing::Sampled => plan::exit_points(&binary).map_err(ProbeError::from)?,
         };
         probes.attach(&binary, &points, path, pid)?;
+        // Descriptors are seen at every system call: not in sampled mode,
+        // which must cost the target nothing.
+        if observing == Observing::Exact
+            && let Err(e) = probes.attach_descriptors()
+        {
+            render::note(format!(
+                "descriptors not tracked: {}",
+                crate::error::one_line(&e)
+            ));
+        }
         Ok(Self {
             mode,
             observing,
@@ -140,7 +158,15 @@ impl Tracing {
                 .flat_map(|g| [g.creation_stack, g.creator_stack])
                 .flatten()
                 .chain(timers.values().filter_map(|t| t.creation_stack))
-                .chain(timer_counts.keys().flatten().copied()),
+                .chain(timer_counts.keys().flatten().copied())
+                .chain(ending.descriptors.iter().flat_map(|d| {
+                    let open = d
+                        .open
+                        .iter()
+                        .flat_map(|(_, t, _)| [t.stack, t.creator_stack]);
+                    let counted = d.counts.keys().flat_map(|&(s, c, _)| [s, c]);
+                    open.chain(counted).flatten()
+                })),
         )?;
         if let Some(sampled) = ending.sampled.as_mut() {
             sampled.creation_stacks = self.probes.site_stacks()?;
@@ -177,6 +203,7 @@ impl Tracing {
             clock_ns: ending.clock_ns,
             ticker_memory: ending.ticker_memory,
             heap: ending.heap,
+            descriptors: ending.descriptors,
             stacks,
             timeline: ending.timeline,
             events: ending.events,
@@ -274,6 +301,36 @@ fn timer_memory(
         .collect();
     let funcs: HashSet<u64> = timers.values().map(|t| t.func).collect();
     process.tickers(binary, timers.keys().copied(), &pending, funcs)
+}
+
+/// The descriptors the probes saw opened and not closed, with what
+/// `/proc/PID/fd` says each is, and the counts per opening stack; without
+/// probes (sampled `-p`), the counts by kind alone.
+fn descriptors(
+    probes: &Probes,
+    pid: u32,
+    observing: Observing,
+    before_attach: Option<std::collections::BTreeMap<String, u64>>,
+) -> DescriptorObservation {
+    let now = crate::process::fds::read(pid);
+    let at_end = crate::process::fds::count_by_kind(now.values());
+    let (open, counts) = match observing {
+        Observing::Exact => {
+            let tracked = probes.fds().unwrap_or_default();
+            let open = tracked
+                .into_iter()
+                .map(|(fd, t)| (fd, t, now.get(&fd).cloned()))
+                .collect();
+            (open, probes.fd_counts().unwrap_or_default())
+        }
+        Observing::Sampled => (Vec::new(), Default::default()),
+    };
+    DescriptorObservation {
+        open,
+        counts,
+        before_attach,
+        at_end,
+    }
 }
 
 fn elapsed_ns(since: std::time::Instant) -> u64 {

@@ -9,11 +9,15 @@ use tokio::{
 };
 
 use super::{
-    Ending, Tracing, destination, elapsed_ns, launch, policy, preflight, target_info, timer_memory,
+    Ending, Tracing, descriptors, destination, elapsed_ns, launch, policy, preflight, target_info,
+    timer_memory,
 };
 use crate::{
     EXIT_LEAKS_FOUND, Error,
-    analysis::{heap::HeapObservation, ignore::IgnoreRules, verdict::Thresholds},
+    analysis::{
+        heap::HeapObservation, ignore::IgnoreRules, resources::DescriptorObservation,
+        verdict::Thresholds,
+    },
     cli::RunArgs,
     error::one_line,
     probes::Probes,
@@ -34,6 +38,7 @@ struct AtExit {
     clock_ns: u64,
     /// The heap profile at exit, or why not.
     heap: Option<Result<HeapProfile, String>>,
+    descriptors: Option<DescriptorObservation>,
 }
 
 pub async fn run(args: RunArgs) -> Result<i32, Error> {
@@ -147,6 +152,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
             before: None,
             after,
         }),
+        descriptors: at_exit.descriptors,
     };
     let report = tracing.conclude(ending, &policy)?;
     // A profile that cannot be written does not cost the user the report.
@@ -170,7 +176,9 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
 
     Ok(if exit_code != 0 {
         exit_code
-    } else if args.fail_on_leak && report.has_leaks() {
+    } else if (args.fail_on_leak && report.has_leaks())
+        || (args.fail_on_unclosed && report.has_unclosed_resources())
+    {
         EXIT_LEAKS_FOUND
     } else {
         0
@@ -235,12 +243,14 @@ async fn snapshot_at_exit(pid: u32, process: Option<&Process>, tracing: &Tracing
     let heap = process
         .heap_profile(&tracing.binary)
         .map_err(|e| one_line(&e));
+    let descriptors = descriptors(&tracing.probes, pid, Observing::Exact, None);
     drop(frozen);
     AtExit {
         snapshot,
         tickers,
         clock_ns,
         heap: Some(heap),
+        descriptors: Some(descriptors),
     }
 }
 

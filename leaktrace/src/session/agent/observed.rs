@@ -145,6 +145,7 @@ impl Observed {
             sampled: end.sampled,
             heap_tickers: end.tickers,
             heap: None,
+            descriptors: None,
             censuses: self.watch.censuses,
         };
         self.tracing.analyse(ending, policy)
