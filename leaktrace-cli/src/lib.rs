@@ -44,15 +44,18 @@ Exit status:
        output is closed (leaktrace ... | head), which ends leaktrace at once
   1    leaktrace could not trace: bad PID, command, binary, privileges or kernel
   2    the command line is wrong
-  3    --fail-on-leak and a goroutine or ticker site was judged leaking
+  3    --fail-on-leak and a goroutine, ticker or timer site was judged
+       leaking; or --fail-on-unclosed and descriptors were left open
   run: a command that fails passes its own status through (128+N if killed
        by signal N); that takes precedence over 3.";
 
-/// Finds goroutine and ticker leaks in unmodified Go programs with eBPF uprobes.
+/// Finds goroutine, ticker, timer and descriptor leaks in unmodified Go programs with eBPF.
 ///
 /// Reports goroutines that are created but never exit, grouped by the `go`
 /// statement that created them, with what they are blocked on and for how
-/// long; and tickers that are never stopped, by the line that created them.
+/// long; tickers never stopped and timers still pending, by the line that
+/// created them; descriptors left open, by the line that opened them; and
+/// the heap in use by allocation line, from the runtime's own heap profile.
 #[derive(Debug, Parser)]
 #[command(name = "leaktrace", version = VERSION, long_version = LONG_VERSION, after_help = AFTER_HELP, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Cli {
@@ -272,7 +275,8 @@ pub struct OutputArgs {
     pub output: Option<PathBuf>,
 
     /// Also write the report as a gzipped pprof profile to FILE, for `go
-    /// tool pprof`: live goroutines (and tickers) by creation stack.
+    /// tool pprof`: live goroutines (and tickers, pending timers) by creation
+    /// stack, and the heap in use by allocation stack (`-sample_index=inuse_space`).
     /// A directory instead of a file holds one file per traced process,
     /// `leaktrace-<binary>-<pid>.pb.gz`: one per test binary of `go test ./...`.
     #[arg(long, value_name = "FILE")]

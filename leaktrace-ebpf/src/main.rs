@@ -412,7 +412,10 @@ mod programs {
                 unsafe { *count += 1 };
                 return 0;
             }
-            let _ = SITE_STACKS.insert(&key, &0, BPF_NOEXIST.into());
+            // By value: a `&0` would be a constant in .rodata, which the
+            // compiler may share with a zero-initialised global that
+            // userspace overrides (MIN_TIMER_NS).
+            let _ = SITE_STACKS.insert(&key, 0u64, BPF_NOEXIST.into());
         }
         bump(counter::DROPPED_STACK);
         0

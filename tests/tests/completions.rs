@@ -1,5 +1,5 @@
 //! `leaktrace completions SHELL`, loaded into the real shells: each one
-//! completes `leaktrace run --fa` to `--fail-on-leak`; and `--version` names
+//! completes `leaktrace run --fail-on-l` to `--fail-on-leak`; and `--version` names
 //! the commit the binary was built from.
 
 use std::process::Command;
@@ -42,7 +42,7 @@ fn bash_completes_the_flags_of_run() {
     let program = format!(
         "source <({bin} completions bash)
          complete -p leaktrace
-         COMP_WORDS=(leaktrace run --fa); COMP_CWORD=2; _leaktrace leaktrace --fa run
+         COMP_WORDS=(leaktrace run --fail-on-l); COMP_CWORD=2; _leaktrace leaktrace --fail-on-l run
          printf 'reply %s\\n' \"${{COMPREPLY[@]}}\"
          COMP_WORDS=(leaktrace completions ''); COMP_CWORD=2; _leaktrace leaktrace '' completions
          printf 'shell %s\\n' \"${{COMPREPLY[@]}}\"",
@@ -70,7 +70,7 @@ fn fish_completes_the_flags_of_run() {
         return;
     }
     let program = format!(
-        "{} completions fish | source; complete -C 'leaktrace run --fa'",
+        "{} completions fish | source; complete -C 'leaktrace run --fail-on-l'",
         leaktrace_bin().display()
     );
     let out = run("fish", &program);

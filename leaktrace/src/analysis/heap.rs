@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use leaktrace_gobinary::{SourceLocation, is_runtime_function};
 
-use super::{Analysis, MAX_STACK_FRAMES, MAX_STACKS};
+use super::{Analysis, MAX_STACK_FRAMES, MAX_STACKS, timeline::trend_of};
 use crate::{
     process::heap::{HeapBucket, HeapProfile, scaled},
     report::{HeapReport, HeapSite, HeapStack, HeapVerdict, Mode},
@@ -20,7 +20,19 @@ pub const MAX_HEAP_SITES: usize = 100;
 #[derive(Debug, Clone)]
 pub struct HeapObservation {
     pub before: Option<HeapProfile>,
+    /// `-p`: bytes in use per bucket at each reading between the two.
+    pub between: Vec<HashMap<u64, u64>>,
     pub after: Result<HeapProfile, String>,
+}
+
+/// Bytes in use per bucket, scaled.
+pub fn in_use_by_bucket(profile: &HeapProfile) -> HashMap<u64, u64> {
+    profile
+        .buckets
+        .iter()
+        .map(|(&address, bucket)| (address, in_use(bucket, profile.rate).1))
+        .filter(|&(_, bytes)| bytes > 0)
+        .collect()
 }
 
 fn in_use(bucket: &HeapBucket, rate: u64) -> (u64, u64) {
@@ -54,7 +66,10 @@ pub(super) fn heap_report(analysis: &Analysis<'_>) -> Option<HeapReport> {
     struct Building {
         site: HeapSite,
         stacks: Vec<HeapStack>,
+        /// Bytes at each reading: before, between, after.
+        series: Vec<i64>,
     }
+    let readings = heap.between.len() + 2;
     let mut by_line: HashMap<SourceLocation, Building> = HashMap::new();
     let mut frames_of: HashMap<Vec<u64>, Vec<SourceLocation>> = HashMap::new();
     let (mut total_bytes, mut total_objects, mut growth_total) = (0u64, 0u64, 0i64);
@@ -88,11 +103,20 @@ pub(super) fn heap_report(analysis: &Analysis<'_>) -> Option<HeapReport> {
                 inuse_objects: 0,
                 growth_bytes: 0,
                 growth_objects: 0,
+                trend: None,
                 stacks: Vec::new(),
                 verdict: HeapVerdict::InUse,
             },
             stacks: Vec::new(),
+            series: vec![0; readings],
         });
+        if window {
+            building.series[0] += bytes_before as i64;
+            for (i, reading) in heap.between.iter().enumerate() {
+                building.series[i + 1] += reading.get(address).copied().unwrap_or(0) as i64;
+            }
+            building.series[readings - 1] += bytes as i64;
+        }
         building.site.inuse_bytes += bytes;
         building.site.inuse_objects += objects;
         building.site.growth_bytes += growth;
@@ -117,14 +141,22 @@ pub(super) fn heap_report(analysis: &Analysis<'_>) -> Option<HeapReport> {
             |Building {
                  mut site,
                  mut stacks,
+                 series,
              }| {
                 stacks.sort_by_key(|s| std::cmp::Reverse(s.inuse_bytes));
                 stacks.truncate(MAX_STACKS);
                 site.stacks = stacks;
-                site.verdict = match (window, site.growth_bytes > 0) {
-                    (false, _) => HeapVerdict::InUse,
-                    (true, true) => HeapVerdict::Growing,
-                    (true, false) => HeapVerdict::Steady,
+                site.verdict = if window {
+                    let trend = trend_of(&series);
+                    let growing = trend.rising;
+                    site.trend = Some(trend);
+                    if growing {
+                        HeapVerdict::Growing
+                    } else {
+                        HeapVerdict::Steady
+                    }
+                } else {
+                    HeapVerdict::InUse
                 };
                 site
             },

@@ -646,6 +646,7 @@ fn heap_sites_grow_over_the_attach_window() {
             ),
             (3, heap_bucket(&[WORKER_RET], 64, 100, 0)),
         ])),
+        between: vec![HashMap::from([(1, 20 * 1024), (3, 70 * 64)])],
         after: Ok(heap_profile(&[
             (
                 1,
@@ -688,6 +689,7 @@ fn heap_not_read_says_why() {
     let mut obs = observation(Mode::Run);
     obs.heap = Some(HeapObservation {
         before: None,
+        between: Vec::new(),
         after: Err("the program set runtime.MemProfileRate to 0".into()),
     });
     let heap = analyse_with(&obs, &symbols(), &policy()).heap.unwrap();

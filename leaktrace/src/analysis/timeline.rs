@@ -78,18 +78,7 @@ impl Timeline {
             return None;
         }
         let live: Vec<i64> = self.samples.iter().map(|s| self.live(site, s)).collect();
-        let (rises, falls) = live
-            .windows(2)
-            .fold((0, 0), |(r, f), w| match w[1].cmp(&w[0]) {
-                std::cmp::Ordering::Greater => (r + 1, f),
-                std::cmp::Ordering::Less => (r, f + 1),
-                std::cmp::Ordering::Equal => (r, f),
-            });
-        let rising = live.last() > live.first() && rises >= falls;
-        Some(Trend {
-            live: thin(&live, MAX_TREND_POINTS),
-            rising,
-        })
+        Some(trend_of(&live))
     }
 
     /// Every site seen so far.
@@ -97,6 +86,22 @@ impl Timeline {
         self.baseline
             .keys()
             .chain(self.samples.last().into_iter().flat_map(|s| s.sites.keys()))
+    }
+}
+
+/// How a series of samples moved: rising when it ended higher than it
+/// started and rose in at least as many intervals as it fell.
+pub fn trend_of(values: &[i64]) -> Trend {
+    let (rises, falls) = values
+        .windows(2)
+        .fold((0, 0), |(r, f), w| match w[1].cmp(&w[0]) {
+            std::cmp::Ordering::Greater => (r + 1, f),
+            std::cmp::Ordering::Less => (r, f + 1),
+            std::cmp::Ordering::Equal => (r, f),
+        });
+    Trend {
+        live: thin(values, MAX_TREND_POINTS),
+        rising: values.last() > values.first() && rises >= falls,
     }
 }
 

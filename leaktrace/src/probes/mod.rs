@@ -255,16 +255,9 @@ impl Probes {
     ) -> Result<(), ProbeError> {
         let pid = NonZeroU32::new(pid).ok_or(ProbeError::NoPid)?;
         let program = point.program;
-        let uprobe: &mut UProbe = self
-            .ebpf
-            .program_mut(program)
-            .ok_or(ProbeError::MissingProgram(program))?
-            .try_into()
-            .map_err(|source| ProbeError::LoadProgram {
-                program,
-                source: Box::new(source),
-            })?;
-        if !self.loaded.contains(&program) {
+        let first = !self.loaded.contains(&program);
+        let uprobe: &mut UProbe = typed_program(&mut self.ebpf, program)?;
+        if first {
             uprobe.load().map_err(|source| ProbeError::LoadProgram {
                 program,
                 source: Box::new(source),
@@ -306,15 +299,7 @@ impl Probes {
     /// other processes; the kernel removes it with leaktrace's descriptors.
     pub fn attach_descriptors(&mut self) -> Result<(), ProbeError> {
         let program = program::FD_SYSCALL;
-        let tracepoint: &mut RawTracePoint = self
-            .ebpf
-            .program_mut(program)
-            .ok_or(ProbeError::MissingProgram(program))?
-            .try_into()
-            .map_err(|source| ProbeError::LoadProgram {
-                program,
-                source: Box::new(source),
-            })?;
+        let tracepoint: &mut RawTracePoint = typed_program(&mut self.ebpf, program)?;
         tracepoint
             .load()
             .map_err(|source| ProbeError::LoadProgram {
@@ -360,6 +345,20 @@ impl Probes {
             }
         });
     }
+}
+
+/// One program of the object, as its type (`UProbe`, `RawTracePoint`).
+fn typed_program<'e, P>(ebpf: &'e mut Ebpf, program: &'static str) -> Result<&'e mut P, ProbeError>
+where
+    &'e mut P: TryFrom<&'e mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(program)
+        .ok_or(ProbeError::MissingProgram(program))?
+        .try_into()
+        .map_err(|source| ProbeError::LoadProgram {
+            program,
+            source: Box::new(source),
+        })
 }
 
 #[cfg(test)]

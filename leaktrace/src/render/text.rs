@@ -376,22 +376,27 @@ fn write_ticker(out: &mut String, ticker: &TickerSite) {
     if ticker.live > 0 && ticker.stopped > 0 {
         let _ = writeln!(out, "{} more stopped", ticker.stopped);
     }
-    if ticker.receiving_goroutines > 0 {
-        let from: Vec<String> = ticker
-            .receivers
-            .iter()
-            .map(|r| frame(r, Path::Short))
-            .collect();
+    write_holders(
+        out,
+        ticker.receiving_goroutines,
+        &ticker.receivers,
+        ticker.referenced,
+    );
+}
+
+/// What holds a ticker or timer: goroutines blocked on its channel, globals.
+fn write_holders(out: &mut String, receiving: u64, receivers: &[SourceLocation], referenced: u64) {
+    if receiving > 0 {
+        let from: Vec<String> = receivers.iter().map(|r| frame(r, Path::Short)).collect();
         let _ = writeln!(
             out,
-            "{} {} blocked receiving from it, created by {}",
-            ticker.receiving_goroutines,
-            plural(ticker.receiving_goroutines, "goroutine"),
+            "{receiving} {} blocked receiving from it, created by {}",
+            plural(receiving, "goroutine"),
             from.join(", ")
         );
     }
-    if ticker.referenced > 0 {
-        let _ = writeln!(out, "{} referenced by a global variable", ticker.referenced);
+    if referenced > 0 {
+        let _ = writeln!(out, "{referenced} referenced by a global variable");
     }
 }
 
@@ -418,23 +423,12 @@ fn write_timer(out: &mut String, timer: &TimerSite) {
         "{} created, {} stopped, {} reset",
         timer.created, timer.stopped, timer.reset
     );
-    if timer.receiving_goroutines > 0 {
-        let from: Vec<String> = timer
-            .receivers
-            .iter()
-            .map(|r| frame(r, Path::Short))
-            .collect();
-        let _ = writeln!(
-            out,
-            "{} {} blocked receiving from it, created by {}",
-            timer.receiving_goroutines,
-            plural(timer.receiving_goroutines, "goroutine"),
-            from.join(", ")
-        );
-    }
-    if timer.referenced > 0 {
-        let _ = writeln!(out, "{} referenced by a global variable", timer.referenced);
-    }
+    write_holders(
+        out,
+        timer.receiving_goroutines,
+        &timer.receivers,
+        timer.referenced,
+    );
 }
 
 fn write_resources(out: &mut String, report: &Report) {

@@ -575,9 +575,10 @@ pub struct HeapReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeapVerdict {
-    /// Attach mode: more bytes in use at the end of the window than at its start.
+    /// Attach mode: more bytes in use at the end of the window than at its
+    /// start, rising in at least as many readings as it fell.
     Growing,
-    /// Attach mode: not more.
+    /// Attach mode: not growing.
     Steady,
     /// Run mode: in use at exit (there is no window to grow over).
     InUse,
@@ -604,6 +605,9 @@ pub struct HeapSite {
     /// Attach mode: change over the window; run mode: equal to `inuse_*`.
     pub growth_bytes: i64,
     pub growth_objects: i64,
+    /// Attach mode: bytes in use at each reading of the heap profile over
+    /// the window (about one a second; `live` holds bytes here).
+    pub trend: Option<Trend>,
     /// Allocation stacks with what is in use from each, most bytes first.
     pub stacks: Vec<HeapStack>,
     pub verdict: HeapVerdict,

@@ -317,9 +317,11 @@ fn descriptors(
     let (open, counts) = match observing {
         Observing::Exact => {
             let tracked = probes.fds().unwrap_or_default();
+            // A descriptor /proc no longer lists was closed without a
+            // close the probe saw: by exec (close-on-exec), or close_range.
             let open = tracked
                 .into_iter()
-                .map(|(fd, t)| (fd, t, now.get(&fd).cloned()))
+                .filter_map(|(fd, t)| Some((fd, t, Some(now.get(&fd)?.clone()))))
                 .collect();
             (open, probes.fd_counts().unwrap_or_default())
         }

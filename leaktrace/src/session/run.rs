@@ -150,6 +150,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         heap_tickers: None,
         heap: at_exit.heap.map(|after| HeapObservation {
             before: None,
+            between: Vec::new(),
             after,
         }),
         descriptors: at_exit.descriptors,

@@ -16,7 +16,7 @@ use crate::{
     Error,
     analysis::{
         self, SampledEnd, Symbolizer,
-        heap::HeapObservation,
+        heap::{HeapObservation, in_use_by_bucket},
         timeline::{Sample, Timeline},
     },
     error::one_line,
@@ -38,6 +38,10 @@ pub(super) const CENSUS_PERIOD: Duration = Duration::from_millis(100);
 const CENSUS_DUTY: u32 = 20;
 /// A first census quicker than this is followed at once by a second.
 const QUICK_CENSUS: Duration = Duration::from_millis(50);
+/// How often `-p` reads the heap profile over the window, at first.
+const HEAP_PERIOD: Duration = Duration::from_secs(1);
+/// Heap readings kept over a window; the period doubles past it.
+const MAX_HEAP_READINGS: usize = 40;
 /// Sampled mode probes at most this many `go` statements for creation stacks.
 const MAX_SITE_PROBES: usize = 64;
 
@@ -59,6 +63,11 @@ pub(super) struct Watch {
     pub(super) censuses: u64,
     /// `-p`: the heap profile when the window started.
     heap_before: Option<HeapProfile>,
+    /// `-p`: bytes in use per bucket at each reading since, and when and how
+    /// often to read it.
+    heap_between: Vec<HashMap<u64, u64>>,
+    heap_read_at: Option<Instant>,
+    heap_period: Duration,
 }
 
 /// What the window ended with.
@@ -88,6 +97,31 @@ impl Watch {
     /// growth is measured over (not for the agent, which does not report it).
     pub(super) fn read_heap_at_start(&mut self, tracing: &Tracing, process: &Process) {
         self.heap_before = process.heap_profile(&tracing.binary).ok();
+        self.heap_read_at = Some(Instant::now());
+    }
+
+    /// `-p`: reads the heap profile again if a period has passed. Past
+    /// [`MAX_HEAP_READINGS`], every other reading goes and the period
+    /// doubles, so a long window costs no more.
+    fn read_heap_between(&mut self, binary: &GoBinary, process: &Process) {
+        if self.heap_before.is_none()
+            || self
+                .heap_read_at
+                .is_some_and(|at| at.elapsed() < self.heap_period)
+        {
+            return;
+        }
+        self.heap_read_at = Some(Instant::now());
+        if let Ok(profile) = process.heap_profile(binary) {
+            self.heap_between.push(in_use_by_bucket(&profile));
+        }
+        if self.heap_between.len() > MAX_HEAP_READINGS {
+            self.heap_between = std::mem::take(&mut self.heap_between)
+                .into_iter()
+                .step_by(2)
+                .collect();
+            self.heap_period *= 2;
+        }
     }
 
     pub(super) fn exact(tracing: &mut Tracing, process: &Process) -> Result<Self, Error> {
@@ -102,6 +136,9 @@ impl Watch {
             censuses: 0,
             zero,
             heap_before: None,
+            heap_between: Vec::new(),
+            heap_read_at: None,
+            heap_period: HEAP_PERIOD,
         };
         let sites = watch.since_zero(tracing.probes.site_counts()?);
         watch.timeline.push(Sample {
@@ -147,6 +184,9 @@ impl Watch {
             censuses: 1,
             zero: SiteCounts::new(),
             heap_before: None,
+            heap_between: Vec::new(),
+            heap_read_at: None,
+            heap_period: HEAP_PERIOD,
         };
         let first_sample = census_sample(&first, &tracing.probes, started)?;
         watch.timeline.push(first_sample);
@@ -190,6 +230,7 @@ impl Watch {
         symbolizer: &Symbolizer<'_>,
         started: Instant,
     ) -> Result<bool, Error> {
+        self.read_heap_between(binary, process);
         let Some((census, last)) = self.census.as_mut() else {
             let sites = self.since_zero(probes.site_counts()?);
             self.timeline.push(Sample {
@@ -256,6 +297,7 @@ impl Watch {
         if !target_exited {
             end.heap = Some(HeapObservation {
                 before: self.heap_before.take(),
+                between: std::mem::take(&mut self.heap_between),
                 after: process
                     .heap_profile(&tracing.binary)
                     .map_err(|e| one_line(&e)),
