@@ -47,6 +47,7 @@ pub fn run(bench: &Bench, versions: &[&str], timeout: Option<&str>) -> anyhow::R
         "traced req/s",
         "traced / untraced",
         "traps per request",
+        "syscall exits per request",
     ];
     table_header(&columns);
     for version in versions {
@@ -55,16 +56,23 @@ pub fn run(bench: &Bench, versions: &[&str], timeout: Option<&str>) -> anyhow::R
             let mut untraced = Vec::new();
             let mut traced = Vec::new();
             let mut traps = Vec::new();
+            let mut exits = Vec::new();
             for _ in 0..bench.runs {
                 let run = measure(bench, &server, timeout, config)
                     .with_context(|| format!("http, Go {version}, {}", config.name))?;
                 untraced.push(run.untraced);
                 traced.push(run.traced);
                 traps.push(run.traps_per_request);
+                exits.push(run.syscall_exits_per_request);
             }
-            let (untraced, traced, traps) = (median(untraced), median(traced), median(traps));
+            let (untraced, traced, traps, exits) = (
+                median(untraced),
+                median(traced),
+                median(traps),
+                median(exits),
+            );
             println!(
-                "| {version} | {} | {untraced:.0} | {traced:.0} | {:.2} | {traps:.3} |",
+                "| {version} | {} | {untraced:.0} | {traced:.0} | {:.2} | {traps:.3} | {exits:.3} |",
                 config.name,
                 traced / untraced
             );
@@ -77,8 +85,11 @@ pub fn run(bench: &Bench, versions: &[&str], timeout: Option<&str>) -> anyhow::R
 struct Run {
     untraced: f64,
     traced: f64,
-    /// Probe hits while traced, per request served while traced.
+    /// Uprobe hits while traced, per request served while traced.
     traps_per_request: f64,
+    /// Runs of the `sys_exit` raw tracepoint for the target (descriptor
+    /// tracking, `--exact`): no trap, a program on the way out of the kernel.
+    syscall_exits_per_request: f64,
 }
 
 /// One run: starts the server, loads it untraced, attaches leaktrace, loads
@@ -104,7 +115,7 @@ fn measure(
     let traced = wrk(&url, bench.seconds)?;
     server.ensure_running()?;
     tracer.detach()?;
-    let hits = probe_hits(&report)?;
+    let (hits, exits) = probe_hits(&report)?;
     // Untraced again: the baseline is the mean of before and after, so that
     // drift (warming up, the machine's load) does not count as overhead.
     let after = wrk(&url, bench.seconds)?;
@@ -113,6 +124,7 @@ fn measure(
         untraced: (untraced.rate + after.rate) / 2.0,
         traced: traced.rate,
         traps_per_request: hits as f64 / traced.requests.max(1) as f64,
+        syscall_exits_per_request: exits as f64 / traced.requests.max(1) as f64,
     })
 }
 
@@ -138,18 +150,27 @@ pub(super) fn start_server(
     Ok((server, format!("http://{addr}/")))
 }
 
-/// Every probe hit in a leaktrace report.
-fn probe_hits(report: &Path) -> anyhow::Result<u64> {
+/// The program that runs at every system call's exit, in the report's costs.
+const SYSCALL_EXIT_PROGRAM: &str = "fd_syscall";
+
+/// The uprobe hits (traps) in a leaktrace report, and the runs of its
+/// system-call-exit program.
+fn probe_hits(report: &Path) -> anyhow::Result<(u64, u64)> {
     let text =
         std::fs::read_to_string(report).with_context(|| format!("reading {}", report.display()))?;
     let document: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", report.display()))?;
-    Ok(document["costs"]["probes"]
+    let probes = document["costs"]["probes"]
         .as_array()
-        .context("the report has no costs.probes")?
-        .iter()
-        .filter_map(|probe| probe["hits"].as_u64())
-        .sum())
+        .context("the report has no costs.probes")?;
+    let hits = |exits: bool| -> u64 {
+        probes
+            .iter()
+            .filter(|p| (p["program"] == SYSCALL_EXIT_PROGRAM) == exits)
+            .filter_map(|p| p["hits"].as_u64())
+            .sum()
+    };
+    Ok((hits(false), hits(true)))
 }
 
 /// What wrk measured.
