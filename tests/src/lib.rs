@@ -218,6 +218,42 @@ pub fn leaktrace() -> Command {
     Command::new(leaktrace_bin())
 }
 
+/// Starts `binary SCENARIO`, waits for its first line to be `ready`, attaches
+/// `leaktrace -p PID ARGS --json -o REPORT` until it ends (give `--duration`),
+/// kills the program, and returns the report. leaktrace must exit 0.
+pub fn attach_to_scenario(binary: &Path, scenario: &str, ready: &str, args: &[&str]) -> Value {
+    let mut program = Command::new(binary)
+        .arg(scenario)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the program");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(program.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), ready, "{} {scenario}", binary.display());
+    let report = report_path(scenario);
+    let output = leaktrace()
+        .arg("-p")
+        .arg(program.id().to_string())
+        .args(args)
+        .args(["--json", "-o"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let _ = program.kill();
+    let _ = program.wait();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "leaktrace -p {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap()
+}
+
 /// A fresh path for a JSON report.
 pub fn report_path(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

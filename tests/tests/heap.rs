@@ -5,13 +5,11 @@
 //! without memory profiling; and the heap profile in `--pprof`, read by
 //! `go tool pprof`.
 
-use std::{
-    io::{BufRead as _, BufReader},
-    process::{Command, Stdio},
-};
+use std::process::Command;
 
 use leaktrace_e2e::{
-    build_in, go_binary, go_versions, leaktrace, privileged, report_path, run_traced, tagged_line,
+    attach_to_scenario, build_in, go_binary, go_versions, leaktrace, privileged, report_path,
+    run_traced, tagged_line,
 };
 use serde_json::Value;
 
@@ -204,35 +202,9 @@ fn attach_finds_the_heap_that_grows_over_the_window() {
     for version in go_versions() {
         for observing in [&[][..], &["--exact"][..]] {
             let ctx = format!("go{version} {observing:?}");
-            let mut service = Command::new(with_memprofile(&version))
-                .arg("serve")
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(service.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            assert_eq!(line.trim(), "serving", "{ctx}");
-            let report = report_path(&format!("heap-attach-{version}"));
-            let output = leaktrace()
-                .arg("-p")
-                .arg(service.id().to_string())
-                .args(observing)
-                .args(["--duration", "2s", "--json", "-o"])
-                .arg(&report)
-                .output()
-                .unwrap();
-            let _ = service.kill();
-            let _ = service.wait();
-            assert_eq!(
-                output.status.code(),
-                Some(0),
-                "{ctx}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let report: Value =
-                serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+            let mut args = vec!["--duration", "2s"];
+            args.extend(observing);
+            let report = attach_to_scenario(&with_memprofile(&version), "serve", "serving", &args);
             let heap = &report["heap"];
             assert_eq!(heap["window"], true, "{ctx}: {heap:#}");
             let leak = at_line(&report, heap_line("serve-leak"))

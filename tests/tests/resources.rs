@@ -4,13 +4,8 @@
 //! each is, and, attached to a running service, the line whose open count
 //! grows and the descriptors opened before the attach.
 
-use std::{
-    io::{BufRead as _, BufReader},
-    process::{Command, Stdio},
-};
-
 use leaktrace_e2e::{
-    build_in, go_versions, leaktrace, privileged, report_path, run_traced, run_traced_with,
+    attach_to_scenario, build_in, go_versions, leaktrace, privileged, run_traced, run_traced_with,
     tagged_line,
 };
 use serde_json::Value;
@@ -298,38 +293,12 @@ fn attach_finds_the_line_whose_descriptors_pile_up() {
     for version in go_versions() {
         for exact in [true, false] {
             let ctx = format!("go{version} exact={exact}");
-            let mut service = Command::new(build_in("go", &version, "./cmd/resources", &[]))
-                .arg("serve")
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut ready = String::new();
-            BufReader::new(service.stdout.take().unwrap())
-                .read_line(&mut ready)
-                .unwrap();
-            assert_eq!(ready.trim(), "ready", "{ctx}");
-            let report = report_path(&format!("resources-attach-{version}"));
-            let mut args = vec!["--duration", "1s", "--json", "-o"];
+            let mut args = vec!["--duration", "1s"];
             if exact {
-                args.insert(0, "--exact");
+                args.push("--exact");
             }
-            let output = leaktrace()
-                .arg("-p")
-                .arg(service.id().to_string())
-                .args(&args)
-                .arg(&report)
-                .output()
-                .unwrap();
-            let _ = service.kill();
-            let _ = service.wait();
-            assert_eq!(
-                output.status.code(),
-                Some(0),
-                "{ctx}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let report: Value =
-                serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+            let binary = build_in("go", &version, "./cmd/resources", &[]);
+            let report = attach_to_scenario(&binary, "serve", "ready", &args);
             let summary = &report["descriptors"];
             let before = summary["before_attach"]["file"].as_u64().unwrap();
             let after = summary["at_end"]["file"].as_u64().unwrap();
