@@ -22,7 +22,7 @@ const MAX_EXAMPLES: usize = 5;
 pub struct DescriptorObservation {
     /// Opened while traced (`run`, `-p --exact`) and still open at the end,
     /// with what `/proc/PID/fd` says each is.
-    pub open: Vec<(u32, TrackedFd, Option<Descriptor>)>,
+    pub open: Vec<(u32, TrackedFd, Descriptor)>,
     /// Per opening stack, opened and closed while traced.
     pub counts: FdCounts,
     /// `-p`: every descriptor open when the window started, by kind.
@@ -135,20 +135,16 @@ pub(super) fn resource_sites(
         let building = entry(&mut by_line, &owner);
         building.site.open += 1;
         *building.stacks.entry(stack).or_default() += 1;
-        let kind = descriptor.as_ref().map_or_else(
-            || syscall_kind(tracked.syscall).to_string(),
-            |d| d.kind.clone(),
-        );
+        let kind = descriptor.kind.clone();
         *kinds
             .entry(owner.created_at.clone())
             .or_default()
             .entry(kind)
             .or_default() += 2;
-        if let Some(d) = descriptor
-            && building.site.examples.len() < MAX_EXAMPLES
-            && !building.site.examples.contains(&d.detail)
+        if building.site.examples.len() < MAX_EXAMPLES
+            && !building.site.examples.contains(&descriptor.detail)
         {
-            building.site.examples.push(d.detail.clone());
+            building.site.examples.push(descriptor.detail.clone());
         }
     }
     for (&(stack, creator, syscall), counts) in &descriptors.counts {

@@ -321,7 +321,7 @@ fn descriptors(
             // close the probe saw: by exec (close-on-exec), or close_range.
             let open = tracked
                 .into_iter()
-                .filter_map(|(fd, t)| Some((fd, t, Some(now.get(&fd)?.clone()))))
+                .filter_map(|(fd, t)| Some((fd, t, now.get(&fd)?.clone())))
                 .collect();
             (open, probes.fd_counts().unwrap_or_default())
         }
