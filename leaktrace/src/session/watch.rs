@@ -87,12 +87,6 @@ pub(super) struct WatchEnd {
 }
 
 impl Watch {
-    /// Exact mode: the goroutines that exist are read and added to the
-    /// probes' table; from then on the probes count every event.
-    ///
-    /// The probes were attached one by one, each while the target ran: what
-    /// they counted before the goroutines are read is in the baseline, not
-    /// in the window, so the counters are read just before and taken as zero.
     /// `-p`: reads the heap profile now, the start of the window its
     /// growth is measured over (not for the agent, which does not report it).
     pub(super) fn read_heap_at_start(&mut self, tracing: &Tracing, process: &Process) {
@@ -124,6 +118,12 @@ impl Watch {
         }
     }
 
+    /// Exact mode: the goroutines that exist are read and added to the
+    /// probes' table; from then on the probes count every event.
+    ///
+    /// The probes were attached one by one, each while the target ran: what
+    /// they counted before the goroutines are read is in the baseline, not
+    /// in the window, so the counters are read just before and taken as zero.
     pub(super) fn exact(tracing: &mut Tracing, process: &Process) -> Result<Self, Error> {
         let zero = tracing.probes.site_counts()?;
         let baseline = seed_existing_goroutines(&mut tracing.probes, process, &tracing.binary)?;
