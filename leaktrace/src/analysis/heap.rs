@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use leaktrace_gobinary::{SourceLocation, is_runtime_function};
 
-use super::{Analysis, MAX_STACK_FRAMES, MAX_STACKS, timeline::trend_of};
+use super::{Analysis, MAX_STACKS, timeline::trend_of, trimmed_frames};
 use crate::{
     process::heap::{HeapBucket, HeapProfile, scaled},
     report::{HeapReport, HeapSite, HeapStack, HeapVerdict, Mode},
@@ -199,19 +199,7 @@ pub(super) fn heap_report(analysis: &Analysis<'_>) -> Option<HeapReport> {
 /// without the runtime's frames on either end (mallocgc and its callers
 /// above; runtime.main and goexit below).
 fn allocation_frames(analysis: &Analysis<'_>, stack: &[u64]) -> Vec<SourceLocation> {
-    let mut frames: Vec<SourceLocation> = analysis
-        .symbols
-        .stack_frames(stack)
-        .skip_while(|f| is_runtime_function(&f.function))
-        .take(MAX_STACK_FRAMES)
-        .collect();
-    while frames
-        .last()
-        .is_some_and(|f| is_runtime_function(&f.function))
-    {
-        frames.pop();
-    }
-    frames
+    trimmed_frames(analysis.symbols.stack_frames(stack), is_runtime_function)
 }
 
 /// The program's first frame, or the first frame if the standard library

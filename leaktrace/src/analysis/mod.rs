@@ -41,6 +41,26 @@ pub use symbols::{Symbolizer, Symbols};
 use timeline::Timeline;
 use verdict::Thresholds;
 
+/// A stack's frames past those `skip` matches at the top, at most
+/// [`MAX_STACK_FRAMES`], without the runtime's frames at the bottom
+/// (runtime.main, goexit), which say nothing.
+fn trimmed_frames(
+    frames: impl Iterator<Item = SourceLocation>,
+    skip: fn(&str) -> bool,
+) -> Vec<SourceLocation> {
+    let mut frames: Vec<SourceLocation> = frames
+        .skip_while(|f| skip(&f.function))
+        .take(MAX_STACK_FRAMES)
+        .collect();
+    while frames
+        .last()
+        .is_some_and(|f| is_runtime_function(&f.function))
+    {
+        frames.pop();
+    }
+    frames
+}
+
 /// Goroutine IDs listed per site.
 pub const MAX_GOIDS: usize = 10;
 /// Distinct creation stacks listed per site.
@@ -713,17 +733,7 @@ impl Analysis<'_> {
         let mut stacks: Vec<CreationStack> = counts
             .into_iter()
             .filter_map(|(id, count)| {
-                let mut frames: Vec<SourceLocation> = self
-                    .creation_frames(id)?
-                    .skip_while(|f| skip(&f.function))
-                    .take(MAX_STACK_FRAMES)
-                    .collect();
-                while frames
-                    .last()
-                    .is_some_and(|f| is_runtime_function(&f.function))
-                {
-                    frames.pop();
-                }
+                let frames = trimmed_frames(self.creation_frames(id)?, skip);
                 (!frames.is_empty()).then_some(CreationStack { count, frames })
             })
             .collect();
