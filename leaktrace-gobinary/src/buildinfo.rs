@@ -2,8 +2,8 @@
 //!
 //! Since Go 1.18 the section starts with the 14-byte magic, the pointer size,
 //! a flags byte with bit 1 set, and at offset 32 the version and module info
-//! as two varint-prefixed strings. Older binaries point to the strings instead;
-//! leaktrace supports none of those versions, so it only reports them as old.
+//! as two varint-prefixed strings. Older binaries (Go 1.13–1.17) hold, at
+//! offset 16, two pointers to Go string headers instead ([`parse_pointed`]).
 
 use std::{cmp::Ordering, fmt, str::FromStr};
 
@@ -122,6 +122,45 @@ pub fn parse(section: &[u8]) -> Result<BuildInfo, BuildInfoError> {
     })
 }
 
+/// The build info of Go 1.13–1.17: two pointers (to the version's and the
+/// module info's string headers) that `read` resolves, by address.
+pub fn parse_pointed(
+    section: &[u8],
+    read: impl Fn(u64, usize) -> Option<Vec<u8>>,
+) -> Result<BuildInfo, BuildInfoError> {
+    if section.len() < 32 || &section[..14] != MAGIC {
+        return Err(BuildInfoError::NotGo);
+    }
+    if section[14] != 8 || section[15] != 0 {
+        return Err(BuildInfoError::Corrupt("pointer size or byte order"));
+    }
+    let word = |bytes: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
+    // A string header: {data, len}; module info is at most a few MiB.
+    let string = |header_at: u64| -> Option<String> {
+        let header = read(header_at, 16)?;
+        let len = usize::try_from(word(&header, 8)?).ok()?.min(1 << 24);
+        let body = read(word(&header, 0)?, len)?;
+        Some(String::from_utf8_lossy(&body).into_owned())
+    };
+    let version_text = word(section, 16)
+        .and_then(string)
+        .ok_or(BuildInfoError::Corrupt("version"))?;
+    let modinfo = word(section, 24)
+        .and_then(string)
+        .map(|info| trim_modinfo_sentinels(&info))
+        .unwrap_or_default();
+    let version = version_text
+        .parse()
+        .map_err(|_| BuildInfoError::Corrupt("version string"))?;
+    Ok(BuildInfo {
+        version,
+        version_text,
+        modinfo,
+    })
+}
+
 fn read_string(data: &[u8]) -> Option<(String, &[u8])> {
     let mut len: u64 = 0;
     let mut used = 0;
@@ -189,6 +228,37 @@ mod tests {
         .unwrap();
         assert_eq!(info.version, GoVersion::new(1, 27, 4));
         assert_eq!(info.modinfo, "path\tmain\n");
+    }
+
+    #[test]
+    fn reads_pointed_buildinfo() {
+        let mut section = MAGIC.to_vec();
+        section.extend([8, 0]);
+        section.extend(0x1000u64.to_le_bytes());
+        section.extend(0x2000u64.to_le_bytes());
+        section.resize(32, 0);
+        let memory = |address: u64, len: usize| -> Option<Vec<u8>> {
+            let header = |data: u64, n: u64| {
+                let mut h = data.to_le_bytes().to_vec();
+                h.extend(n.to_le_bytes());
+                h
+            };
+            let bytes = match address {
+                0x1000 => header(0x3000, 8),
+                0x2000 => header(0x4000, 42),
+                0x3000 => b"go1.17.2".to_vec(),
+                0x4000 => b"0123456789abcdefpath\tmain\n0123456789abcdef".to_vec(),
+                _ => return None,
+            };
+            bytes.get(..len).map(<[u8]>::to_vec)
+        };
+        let info = parse_pointed(&section, memory).unwrap();
+        assert_eq!(info.version, GoVersion::new(1, 17, 2));
+        assert_eq!(parse(&section), Err(BuildInfoError::OlderThanGo118));
+        assert_eq!(
+            parse_pointed(&section, |_, _| None),
+            Err(BuildInfoError::Corrupt("version"))
+        );
     }
 
     #[test]

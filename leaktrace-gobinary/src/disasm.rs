@@ -153,6 +153,102 @@ pub fn global_references(code: &[u8], address: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The type descriptors a function allocates with `new(T)`: for each direct
+/// call to `newobject`, the address a `lea rax, [rip+X]` put in RAX (the
+/// register ABI's first argument, the `*_type`), when that is the last write
+/// to RAX before the call.
+pub fn types_passed_to(code: &[u8], address: u64, newobject: u64) -> Vec<u64> {
+    let mut info = InstructionInfoFactory::new();
+    let mut rax_type = None;
+    let mut found = Vec::new();
+    for instruction in decode(code, address) {
+        if instruction.flow_control() == FlowControl::Call {
+            if instruction.op0_kind() == iced_x86::OpKind::NearBranch64
+                && instruction.near_branch_target() == newobject
+                && let Some(descriptor) = rax_type
+            {
+                found.push(descriptor);
+            }
+            rax_type = None;
+            continue;
+        }
+        if instruction.code() == Code::Lea_r64_m
+            && instruction.op0_register() == Register::RAX
+            && instruction.is_ip_rel_memory_operand()
+        {
+            rax_type = Some(instruction.ip_rel_memory_address());
+            continue;
+        }
+        let writes_rax = info.info(&instruction).used_registers().iter().any(|used| {
+            used.register().full_register() == Register::RAX
+                && !matches!(
+                    used.access(),
+                    OpAccess::Read | OpAccess::CondRead | OpAccess::NoMemAccess
+                )
+        });
+        if writes_rax || instruction.flow_control() != FlowControl::Next {
+            rax_type = None;
+        }
+    }
+    found
+}
+
+/// How far after a flag's read its guarded store may come.
+const FLAG_STORE_WINDOW: usize = 6;
+
+/// Each byte-sized global the function reads (`cmp byte [rip+F], 0` or
+/// `movzx r, byte [rip+F]`) followed closely by a store of a whole word to
+/// another global W: `(F, W)`. This is `if flag { word = 0 }` (Go 1.21+
+/// `schedinit`) and `word = pick(flag)` (before, in the runtime's `init`).
+pub fn flag_guarded_stores(code: &[u8], address: u64) -> Vec<(u64, u64)> {
+    let instructions: Vec<Instruction> = decode(code, address).collect();
+    let mut found = Vec::new();
+    for (at, read) in instructions.iter().enumerate() {
+        let reads_flag = read.is_ip_rel_memory_operand()
+            && read.memory_size() == iced_x86::MemorySize::UInt8
+            && matches!(
+                read.mnemonic(),
+                iced_x86::Mnemonic::Cmp | iced_x86::Mnemonic::Movzx
+            );
+        if !reads_flag {
+            continue;
+        }
+        let store = instructions[at + 1..]
+            .iter()
+            .take(FLAG_STORE_WINDOW)
+            .take_while(|i| i.flow_control() != FlowControl::Call)
+            .find(|i| {
+                i.is_ip_rel_memory_operand()
+                    && i.op0_kind() == iced_x86::OpKind::Memory
+                    && i.mnemonic() == iced_x86::Mnemonic::Mov
+                    && i.memory_size() == iced_x86::MemorySize::UInt64
+            });
+        if let Some(store) = store {
+            found.push((read.ip_rel_memory_address(), store.ip_rel_memory_address()));
+        }
+    }
+    found
+}
+
+/// The immediate of the first `cmp reg, imm` in the function: the bound of a
+/// table it checks an index against.
+pub fn first_compare_bound(code: &[u8], address: u64) -> Option<u64> {
+    decode(code, address)
+        .find(|i| i.mnemonic() == iced_x86::Mnemonic::Cmp && i.op_count() == 2)
+        .filter(|i| i.op0_kind() == iced_x86::OpKind::Register)
+        .filter(|i| {
+            matches!(
+                i.op1_kind(),
+                iced_x86::OpKind::Immediate8
+                    | iced_x86::OpKind::Immediate8to32
+                    | iced_x86::OpKind::Immediate8to64
+                    | iced_x86::OpKind::Immediate32
+                    | iced_x86::OpKind::Immediate32to64
+            )
+        })
+        .map(|i| i.immediate(1))
+}
+
 fn decode(code: &[u8], address: u64) -> impl Iterator<Item = Instruction> + '_ {
     let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
     std::iter::from_fn(move || decoder.can_decode().then(|| decoder.decode()))
@@ -250,6 +346,45 @@ mod tests {
         let mut clobbered = NEWPROC_FUNC1.to_vec();
         clobbered[19..24].copy_from_slice(&[0xbb, 1, 0, 0, 0]); // mov ebx,1 instead of mov ecx,1
         assert_eq!(result_passed_in_rbx(&clobbered, 0x1000, 5, runqput), None);
+    }
+
+    #[test]
+    fn finds_the_type_passed_to_newobject() {
+        // lea rax,[rip+0x666bd]; nop dword [rax]; call newobject; mov rax,rbx; call newobject; ret
+        let code = [
+            0x48, 0x8d, 0x05, 0xbd, 0x66, 0x06, 0x00, 0x0f, 0x1f, 0x00, 0xe8, 0x00, 0x01, 0x00,
+            0x00, 0x48, 0x89, 0xd8, 0xe8, 0xf8, 0x00, 0x00, 0x00, 0xc3,
+        ];
+        let newobject = 0x1000 + 15 + 0x100;
+        assert_eq!(
+            types_passed_to(&code, 0x1000, newobject),
+            vec![0x1000 + 7 + 0x666bd]
+        );
+        assert!(types_passed_to(&code, 0x1000, newobject + 1).is_empty());
+    }
+
+    #[test]
+    fn finds_the_bound_a_table_is_checked_against() {
+        // Go 1.19 runtime.waitReason.String: cmp al,1bh; jb; lea rax,[rip+..]; ...
+        let code = [
+            0x3c, 0x1b, 0x72, 0x0d, 0x48, 0x8d, 0x05, 0xe8, 0x43, 0x06, 0x00,
+        ];
+        assert_eq!(first_compare_bound(&code, 0x1000), Some(27));
+        assert_eq!(first_compare_bound(&code[2..], 0x1002), None);
+    }
+
+    #[test]
+    fn finds_a_word_stored_under_a_flag() {
+        // Go 1.27 schedinit: cmp byte [rip+0x132b1b],0; je +0xb; mov qword [rip+0x132b64],0
+        let code = [
+            0x80, 0x3d, 0x1b, 0x2b, 0x13, 0x00, 0x00, 0x74, 0x0b, 0x48, 0xc7, 0x05, 0x64, 0x2b,
+            0x13, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(
+            flag_guarded_stores(&code, 0x1000),
+            vec![(0x1000 + 7 + 0x132b1b, 0x1000 + 20 + 0x132b64)]
+        );
+        assert!(flag_guarded_stores(&code[..9], 0x1000).is_empty());
     }
 
     #[test]

@@ -88,10 +88,6 @@ pub fn read_g_layout_from<'a>(
     })
 }
 
-/// Before Go 1.23: `time.Ticker{C <-chan Time; r runtimeTimer}`, and the
-/// runtime's `timer` is `r`.
-const PRE_GO123_TICKER_TIMER: u64 = 8;
-
 /// Reads where the runtime keeps its timers from `file`'s DWARF sections.
 pub fn read_timer_layout(file: &object::File<'_>) -> Result<TimerHeapLayout, DwarfError> {
     if section_data(file, ".debug_info").is_none() {
@@ -115,15 +111,21 @@ pub fn read_timer_layout_from<'a>(
     // Go 1.23+ only: the heap inside p.timers.
     let timers_heap =
         struct_members(&dwarf, "runtime.timers")?.and_then(|t| t.get("heap").copied());
-    let timer_in_ticker = struct_members(&dwarf, "runtime.timeTimer")?
-        .and_then(|t| t.get("timer").copied())
-        .unwrap_or(PRE_GO123_TICKER_TIMER);
+    let timer_in_ticker = match struct_members(&dwarf, "runtime.timeTimer")? {
+        Some(time_timer) => time_timer.get("timer").copied(),
+        None => struct_members(&dwarf, "time.Ticker")?
+            .or(struct_members(&dwarf, "time.Timer")?)
+            .and_then(|t| t.get("r").copied()),
+    }
+    // A program without a Timer or Ticker: the offset is never used.
+    .unwrap_or(crate::typedesc::NO_TICKERS);
     let in_p = |name: &'static str| p.get(name).copied().ok_or(DwarfError::NoRuntimeG(name));
     let in_timer =
         |name: &'static str| timer.get(name).copied().ok_or(DwarfError::NoRuntimeG(name));
     Ok(TimerHeapLayout {
         p_timers: in_p("timers")?,
         timers_heap,
+        timer_when: in_timer("when")?,
         timer_period: in_timer("period")?,
         timer_f: in_timer("f")?,
         timer_arg: in_timer("arg")?,

@@ -25,6 +25,10 @@ struct Segment {
 pub struct ElfImage {
     symbols: HashMap<String, Symbol>,
     segments: Vec<Segment>,
+    /// `R_X86_64_RELATIVE` relocations of a position-independent binary, as
+    /// (address, value) sorted by address: an external linker may leave a
+    /// pointer's link-time value there rather than in the file.
+    relative: Vec<(u64, u64)>,
 }
 
 impl ElfImage {
@@ -58,7 +62,33 @@ impl ElfImage {
                 }
             })
             .collect();
-        Self { symbols, segments }
+        let mut relative: Vec<(u64, u64)> = file
+            .dynamic_relocations()
+            .into_iter()
+            .flatten()
+            .filter(|(_, r)| {
+                matches!(
+                    r.flags(),
+                    object::RelocationFlags::Elf { r_type } if r_type == object::elf::R_X86_64_RELATIVE
+                )
+            })
+            .map(|(address, r)| (address, r.addend() as u64))
+            .collect();
+        relative.sort_unstable();
+        Self {
+            symbols,
+            segments,
+            relative,
+        }
+    }
+
+    /// The value a relative relocation gives the word at `address`, if any.
+    pub fn relocated_word(&self, address: u64) -> Option<u64> {
+        let at = self
+            .relative
+            .binary_search_by_key(&address, |(a, _)| *a)
+            .ok()?;
+        Some(self.relative[at].1)
     }
 
     pub fn symbol(&self, name: &str) -> Option<Symbol> {

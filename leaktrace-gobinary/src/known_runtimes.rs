@@ -31,6 +31,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 8840,
             timers_heap: None,
+            timer_when: 8,
             timer_period: 16,
             timer_f: 24,
             timer_arg: 32,
@@ -91,6 +92,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 8840,
             timers_heap: None,
+            timer_when: 8,
             timer_period: 16,
             timer_f: 24,
             timer_arg: 32,
@@ -156,6 +158,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 8872,
             timers_heap: None,
+            timer_when: 8,
             timer_period: 16,
             timer_f: 24,
             timer_arg: 32,
@@ -226,6 +229,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 8840,
             timers_heap: Some(8),
+            timer_when: 16,
             timer_period: 24,
             timer_f: 32,
             timer_arg: 40,
@@ -297,6 +301,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 8840,
             timers_heap: Some(8),
+            timer_when: 16,
             timer_period: 24,
             timer_f: 32,
             timer_arg: 40,
@@ -374,6 +379,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 9392,
             timers_heap: Some(8),
+            timer_when: 24,
             timer_period: 32,
             timer_f: 40,
             timer_arg: 48,
@@ -454,6 +460,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 13672,
             timers_heap: Some(8),
+            timer_when: 24,
             timer_period: 32,
             timer_f: 40,
             timer_arg: 48,
@@ -534,6 +541,7 @@ pub const KNOWN_RUNTIMES: &[KnownRuntime] = &[
         timers: TimerHeapLayout {
             p_timers: 13672,
             timers_heap: Some(8),
+            timer_when: 24,
             timer_period: 32,
             timer_f: 40,
             timer_arg: 48,

@@ -14,8 +14,12 @@ pub mod locate;
 pub mod pclntab;
 pub mod runtime_layout;
 pub mod runtime_table;
+pub mod typedesc;
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use object::{Object, ObjectSection};
 
@@ -26,12 +30,74 @@ use elf::{ElfImage, section_data};
 use pclntab::Pclntab;
 pub use runtime_layout::{GLayout, TimerHeapLayout};
 
+/// The runtime's globals leaktrace reads, found with or without symbols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeGlobal {
+    Allp,
+    Mbuckets,
+    MemProfileRate,
+    DisableMemoryProfiling,
+}
+
+impl RuntimeGlobal {
+    pub const ALL: [RuntimeGlobal; 4] = [
+        Self::Allp,
+        Self::Mbuckets,
+        Self::MemProfileRate,
+        Self::DisableMemoryProfiling,
+    ];
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Allp => "runtime.allp",
+            Self::Mbuckets => "runtime.mbuckets",
+            Self::MemProfileRate => "runtime.MemProfileRate",
+            Self::DisableMemoryProfiling => "runtime.disableMemoryProfiling",
+        }
+    }
+}
+
+/// More wait reasons than any release has: a corrupt bound must end.
+const MAX_WAIT_REASONS: u64 = 256;
+
+/// The first release whose `runtime.moduledata` has `gofunc`.
+const GOFUNC_SINCE: GoVersion = GoVersion::new(1, 18, 0);
+
+/// Layouts read from the binary's type descriptors, each with why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedLayouts {
+    pub g: Result<GLayout, typedesc::TypeError>,
+    pub timers: Result<TimerHeapLayout, typedesc::TypeError>,
+    pub moduledata_gofunc: Result<u64, typedesc::TypeError>,
+}
+
+/// The binary's bytes by link-time address, for the descriptor reader.
+struct FileImage<'a> {
+    elf: &'a ElfImage,
+    data: &'a [u8],
+}
+
+impl typedesc::Image for FileImage<'_> {
+    fn bytes(&self, address: u64, len: usize) -> Option<&[u8]> {
+        let at = usize::try_from(self.elf.file_offset(address)?).ok()?;
+        self.data.get(at..at.checked_add(len)?)
+    }
+
+    fn word(&self, address: u64) -> Option<u64> {
+        let raw = self.bytes(address, 8)?;
+        match u64::from_le_bytes(raw.try_into().ok()?) {
+            0 => Some(self.elf.relocated_word(address).unwrap_or(0)),
+            value => Some(value),
+        }
+    }
+}
+
 const PCDATA_INL_TREE_INDEX: usize = 2;
 const FUNCDATA_INL_TREE: usize = 3;
 
 /// The oldest Go release leaktrace supports: the register ABI (1.17) and the
 /// pclntab layout of 1.18, tested from 1.19 on.
-pub const OLDEST_SUPPORTED: GoVersion = GoVersion::new(1, 19, 0);
+pub const OLDEST_SUPPORTED: GoVersion = GoVersion::new(1, 17, 0);
 /// The newest Go release leaktrace was tested with.
 pub const NEWEST_TESTED: GoVersion = GoVersion::new(1, 27, u32::MAX);
 
@@ -52,12 +118,13 @@ pub enum BinaryError {
         OLDEST_SUPPORTED.major, OLDEST_SUPPORTED.minor, path = .0.display(), version = .1
     )]
     TooOld(PathBuf, String),
-    /// No DWARF, and the Go release is not in the generated table either.
+    /// No DWARF, the type descriptors do not give the layout, and the Go
+    /// release is not in the generated table either.
     #[error(
-        "{path} has no DWARF debug info and leaktrace has no table for its Go release ({version}); rebuild it without -ldflags=-w, or with a Go release leaktrace knows",
+        "{path} ({version}) has no DWARF debug info, and its type descriptors do not give the runtime's layout",
         path = .0.display(), version = .1
     )]
-    NoLayout(PathBuf, String),
+    NoLayout(PathBuf, String, #[source] typedesc::TypeError),
     #[error("{} looks like a Go binary but cannot be parsed", .0.display())]
     Corrupt(PathBuf, #[source] Malformed),
     #[error("cannot find {symbol} in {path}; rebuild it without -ldflags=\"-s\"", path = .0.display(), symbol = .1)]
@@ -105,6 +172,8 @@ pub struct SourceLocation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutSource {
     Dwarf,
+    /// The runtime's type descriptors in the binary (see [`typedesc`]).
+    TypeDescriptors,
     /// leaktrace's generated table, for this Go release.
     Table(GoVersion),
 }
@@ -126,6 +195,8 @@ pub struct GoBinary {
     elf: ElfImage,
     pclntab: Pclntab,
     pointer_globals: Vec<(u64, u64)>,
+    /// Every section's (address, size), by name.
+    sections: HashMap<String, (u64, u64)>,
     /// `go:func.*`, the base of funcdata such as inline trees: from the
     /// symbol table, or from `runtime.firstmoduledata` found in the data.
     gofunc: Option<u64>,
@@ -156,12 +227,18 @@ impl GoBinary {
         }
         let buildinfo =
             section_data(&file, ".go.buildinfo").ok_or_else(|| BinaryError::NotGo(p()))?;
-        let build = match buildinfo::parse(&buildinfo) {
+        let elf = ElfImage::read(&file);
+        let read = |address: u64, len: usize| -> Option<Vec<u8>> {
+            let at = usize::try_from(elf.file_offset(address)?).ok()?;
+            Some(data.get(at..at.checked_add(len)?)?.to_vec())
+        };
+        let build = match buildinfo::parse(&buildinfo).or_else(|e| match e {
+            BuildInfoError::OlderThanGo118 => buildinfo::parse_pointed(&buildinfo, read),
+            other => Err(other),
+        }) {
             Ok(build) => build,
             Err(BuildInfoError::NotGo) => return Err(BinaryError::NotGo(p())),
-            Err(BuildInfoError::OlderThanGo118) => {
-                return Err(BinaryError::TooOld(p(), "a Go release before 1.18".into()));
-            }
+            Err(BuildInfoError::OlderThanGo118) => unreachable!("parsed as pointers"),
             Err(corrupt @ BuildInfoError::Corrupt(_)) => {
                 return Err(BinaryError::Corrupt(p(), Malformed::BuildInfo(corrupt)));
             }
@@ -175,55 +252,32 @@ impl GoBinary {
                 format!("{:?}", file.architecture()).to_lowercase(),
             ));
         }
-        let elf = ElfImage::read(&file);
         let text_section = file
             .section_by_name(".text")
             .map(|s| s.address())
             .ok_or_else(|| BinaryError::Corrupt(p(), Malformed::NoTextSection))?;
         let mut pclntab =
             locate::pclntab(&file, &elf, &data).map_err(|e| BinaryError::Corrupt(p(), e.into()))?;
-        let text_start = locate::text_start(&pclntab, &elf, &data, text_section)
-            .ok_or_else(|| BinaryError::Corrupt(p(), Malformed::NoRuntimeText))?;
-        pclntab.set_text_start(text_start);
-        let mut warnings = Vec::new();
-        let known = runtime_table::lookup(build.version);
-        let (g_layout, layout_source) = match dwarf::read_g_layout(&file) {
-            Ok(layout) => (layout, LayoutSource::Dwarf),
-            Err(DwarfError::Missing) => match known {
-                Some((entry, matched)) => {
-                    if matched == runtime_table::Match::NearestPatch {
-                        warnings.push(format!(
-                            "{} has no DWARF; using the runtime layout of {}, the nearest release leaktrace knows",
-                            build.version_text, entry.version
-                        ));
-                    }
-                    (entry.g, LayoutSource::Table(entry.version))
-                }
-                None => return Err(BinaryError::NoLayout(p(), build.version_text.clone())),
-            },
+        if !pclntab.has_absolute_entries() {
+            let text_start = locate::text_start(&pclntab, &elf, &data, text_section)
+                .ok_or_else(|| BinaryError::Corrupt(p(), Malformed::NoRuntimeText))?;
+            pclntab.set_text_start(text_start);
+        }
+        let dwarf_g = match dwarf::read_g_layout(&file) {
+            Ok(layout) => Some(layout),
+            Err(DwarfError::Missing) => None,
             Err(other) => return Err(BinaryError::Corrupt(p(), other.into())),
         };
-        let timer_layout = dwarf::read_timer_layout(&file)
-            .ok()
-            .or_else(|| known.map(|(k, _)| k.timers));
-        if build.version > NEWEST_TESTED {
-            warnings.push(format!(
-                "{} is newer than the newest Go release leaktrace was tested with (go1.27)",
-                build.version_text
-            ));
-        }
-        let moduledata_gofunc = dwarf::read_moduledata_gofunc(&file)
-            .ok()
-            .or_else(|| known.map(|(k, _)| k.moduledata_gofunc));
-        let gofunc = ["go:func.*", "go.func.*"]
-            .iter()
-            .find_map(|name| elf.symbol(name))
-            .map(|s| s.address)
-            .or_else(|| locate::gofunc(&file, &elf, &data, moduledata_gofunc?));
+        let dwarf_timers = dwarf::read_timer_layout(&file).ok();
+        let dwarf_gofunc = dwarf::read_moduledata_gofunc(&file).ok();
         let pointer_globals = [".data", ".bss"]
             .iter()
             .filter_map(|name| file.section_by_name(name))
             .map(|s| (s.address(), s.size()))
+            .collect();
+        let sections = file
+            .sections()
+            .filter_map(|s| Some((s.name().ok()?.to_string(), (s.address(), s.size()))))
             .collect();
         drop(file);
         let goroot_src = pclntab
@@ -234,26 +288,124 @@ impl GoBinary {
         let mut binary = Self {
             path: p(),
             build,
-            g_layout,
-            layout_source,
-            timer_layout,
-            warnings,
+            g_layout: GLayout::default(),
+            layout_source: LayoutSource::Dwarf,
+            timer_layout: None,
+            warnings: Vec::new(),
             wait_reasons: Vec::new(),
-            moduledata_gofunc,
+            moduledata_gofunc: None,
             elf,
             pclntab,
             pointer_globals,
-            gofunc,
+            sections,
+            gofunc: None,
             goroot_src,
             data,
         };
-        binary.wait_reasons = match binary.read_wait_reasons() {
+        binary.resolve_layouts(dwarf_g, dwarf_timers, dwarf_gofunc)?;
+        Ok(binary)
+    }
+
+    /// Each layout from DWARF, else from the binary's own type descriptors,
+    /// else from the generated table (which then says which release it is of).
+    fn resolve_layouts(
+        &mut self,
+        dwarf_g: Option<GLayout>,
+        dwarf_timers: Option<TimerHeapLayout>,
+        dwarf_gofunc: Option<u64>,
+    ) -> Result<(), BinaryError> {
+        let version = self.build.version;
+        let text = self.build.version_text.clone();
+        let known = runtime_table::lookup(version);
+        let described = self.described_layouts();
+        let mut from_table = false;
+        (self.g_layout, self.layout_source) = match (dwarf_g, described.g) {
+            (Some(layout), _) => (layout, LayoutSource::Dwarf),
+            (None, Ok(layout)) => (layout, LayoutSource::TypeDescriptors),
+            (None, Err(why)) => match known {
+                Some((entry, _)) => {
+                    from_table = true;
+                    (entry.g, LayoutSource::Table(entry.version))
+                }
+                None => return Err(BinaryError::NoLayout(self.path.clone(), text, why)),
+            },
+        };
+        self.timer_layout = dwarf_timers.or(described.timers.ok()).or_else(|| {
+            from_table = from_table || known.is_some();
+            known.map(|(k, _)| k.timers)
+        });
+        self.moduledata_gofunc = dwarf_gofunc
+            .or(described.moduledata_gofunc.ok())
+            .or_else(|| {
+                // Go 1.17 has no gofunc: its funcdata are absolute addresses.
+                (version >= GOFUNC_SINCE)
+                    .then(|| {
+                        from_table = from_table || known.is_some();
+                        known.map(|(k, _)| k.moduledata_gofunc)
+                    })
+                    .flatten()
+            });
+        if from_table && let Some((entry, runtime_table::Match::NearestPatch)) = known {
+            self.warnings.push(format!(
+                "{text} has no DWARF, and its type descriptors do not describe every runtime structure; using the layout of {}, the nearest release leaktrace knows",
+                entry.version
+            ));
+        }
+        if version > NEWEST_TESTED {
+            self.warnings.push(format!(
+                "{text} is newer than the newest Go release leaktrace was tested with (go{}.{}); its layout comes from {}",
+                NEWEST_TESTED.major,
+                NEWEST_TESTED.minor,
+                match self.layout_source {
+                    LayoutSource::Dwarf => "its DWARF",
+                    LayoutSource::TypeDescriptors => "its own type descriptors",
+                    LayoutSource::Table(_) => "leaktrace's table",
+                }
+            ));
+        }
+        self.gofunc = ["go:func.*", "go.func.*"]
+            .iter()
+            .find_map(|name| self.elf.symbol(name))
+            .map(|s| s.address)
+            .or_else(|| self.find_gofunc(self.moduledata_gofunc?));
+        self.wait_reasons = match self.read_wait_reasons() {
             Some(reasons) => reasons,
             None => known
                 .map(|(k, _)| k.wait_reasons.iter().map(|s| s.to_string()).collect())
                 .unwrap_or_default(),
         };
-        Ok(binary)
+        Ok(())
+    }
+
+    /// What the binary's own type descriptors say, each layout on its own
+    /// (the layout test compares them with DWARF field by field).
+    pub fn described_layouts(&self) -> DescribedLayouts {
+        let image = FileImage {
+            elf: &self.elf,
+            data: &self.data,
+        };
+        let types = typedesc::Descriptors::new(&image, self.build.version);
+        let allocations = |function: &'static str| self.allocated_types(function);
+        DescribedLayouts {
+            g: typedesc::g_layout(&types, &allocations),
+            timers: typedesc::timer_layout(&types, &allocations),
+            moduledata_gofunc: typedesc::moduledata_gofunc(&types, &allocations),
+        }
+    }
+
+    /// The type descriptors `function` passes to `runtime.newobject`.
+    fn allocated_types(&self, function: &str) -> Option<Vec<u64>> {
+        let newobject = self.function("runtime.newobject")?;
+        let function = self.function(function)?;
+        Some(disasm::types_passed_to(
+            self.code(function)?,
+            function.address,
+            newobject.address,
+        ))
+    }
+
+    fn find_gofunc(&self, offset: u64) -> Option<u64> {
+        locate::gofunc(&self.sections, &self.elf, &self.data, offset)
     }
 
     /// The base of funcdata such as inline trees (`go:func.*`), if found:
@@ -301,15 +453,71 @@ impl GoBinary {
     }
 
     /// The address of `runtime.allp` (the slice of Ps, each with its timer
-    /// heap), as linked; only from the symbol table.
+    /// heap), as linked.
     pub fn allp_address(&self) -> Option<u64> {
-        self.elf.symbol("runtime.allp").map(|s| s.address)
+        self.runtime_global(RuntimeGlobal::Allp)
     }
 
-    /// The address of a global variable, as linked; only from the symbol
-    /// table (`runtime.mbuckets`, `runtime.MemProfileRate`, ...).
-    pub fn data_symbol(&self, name: &str) -> Option<u64> {
-        self.elf.symbol(name).map(|s| s.address)
+    /// The address of one of the runtime's globals, as linked: from the
+    /// symbol table, or else from the code of a runtime function that uses
+    /// it, which the pclntab still names in a stripped binary:
+    /// - `allp`: the one slice whose pointer and length `runtime.preemptall`
+    ///   loads (`for _, pp := range allp`);
+    /// - `mbuckets`: the one global that `runtime.mProf_FlushLocked` walks
+    ///   and `runtime.stkbucket` inserts into;
+    /// - `disableMemoryProfiling` and `MemProfileRate`: the byte flag and the
+    ///   word stored under it, in `runtime.schedinit` (Go 1.21+) or the
+    ///   runtime's `init` (before).
+    ///
+    /// Two candidates that disagree give none: never a guess.
+    pub fn runtime_global(&self, global: RuntimeGlobal) -> Option<u64> {
+        if let Some(symbol) = self.elf.symbol(global.symbol()) {
+            return Some(symbol.address);
+        }
+        let references = |function: &str| {
+            let function = self.function(function)?;
+            Some(disasm::global_references(
+                self.code(function)?,
+                function.address,
+            ))
+        };
+        let flag_stores = || -> Vec<(u64, u64)> {
+            ["runtime.schedinit", "runtime.init"]
+                .iter()
+                .filter_map(|name| {
+                    let function = self.function(name)?;
+                    Some(disasm::flag_guarded_stores(
+                        self.code(function)?,
+                        function.address,
+                    ))
+                })
+                .flatten()
+                .collect()
+        };
+        let candidates: Vec<u64> = match global {
+            RuntimeGlobal::Allp => {
+                let globals = references("runtime.preemptall")?;
+                globals
+                    .iter()
+                    .copied()
+                    .filter(|&a| globals.contains(&(a + 8)))
+                    .collect()
+            }
+            RuntimeGlobal::Mbuckets => {
+                let inserted = references("runtime.stkbucket")?;
+                let mut walked = references("runtime.mProf_FlushLocked")?;
+                walked.retain(|a| inserted.contains(a));
+                walked
+            }
+            RuntimeGlobal::DisableMemoryProfiling => {
+                flag_stores().into_iter().map(|(flag, _)| flag).collect()
+            }
+            RuntimeGlobal::MemProfileRate => {
+                flag_stores().into_iter().map(|(_, word)| word).collect()
+            }
+        };
+        let (&first, rest) = candidates.split_first()?;
+        rest.iter().all(|&other| other == first).then_some(first)
     }
 
     /// The functions whose names start with `prefix` that call `target`
@@ -427,9 +635,9 @@ impl GoBinary {
     }
 
     fn inlined_call(&self, func: &pclntab::Func, index: usize) -> Option<(String, u64)> {
-        let tree = self.gofunc?.checked_add(u64::from(
-            self.pclntab.funcdata_offset(func, FUNCDATA_INL_TREE)?,
-        ))?;
+        let tree = self
+            .pclntab
+            .funcdata_address(func, FUNCDATA_INL_TREE, self.gofunc)?;
         let size = self.pclntab.inlined_call_size();
         let at = usize::try_from(self.elf.file_offset(tree + (index * size) as u64)?).ok()?;
         self.pclntab
@@ -544,9 +752,31 @@ impl GoBinary {
         !first.contains('.') && location.file.contains('/')
     }
 
-    /// `runtime.waitReasonStrings`, if the symbol table is there.
+    /// `runtime.waitReasonStrings`: from the symbol table, or else where
+    /// `runtime.waitReason.String` finds it, which checks the index against
+    /// the table's length and loads the one writable global it refers to.
+    fn wait_reasons_table(&self) -> Option<elf::Symbol> {
+        if let Some(table) = self.elf.symbol("runtime.waitReasonStrings") {
+            return Some(table);
+        }
+        let string = self.function("runtime.waitReason.String")?;
+        let code = self.code(string)?;
+        let count = disasm::first_compare_bound(code, string.address)?;
+        let &(data, size) = self.sections.get(".data")?;
+        let mut tables = disasm::global_references(code, string.address)
+            .into_iter()
+            .filter(|a| (data..data.saturating_add(size)).contains(a));
+        let address = tables.next()?;
+        // Two writable globals: do not guess.
+        tables.all(|other| other == address).then_some(elf::Symbol {
+            address,
+            size: count.min(MAX_WAIT_REASONS) * 16,
+        })
+    }
+
+    /// `runtime.waitReasonStrings`, if it can be found.
     fn read_wait_reasons(&self) -> Option<Vec<String>> {
-        let table = self.elf.symbol("runtime.waitReasonStrings")?;
+        let table = self.wait_reasons_table()?;
         let read = |address: u64, len: u64| -> Option<&[u8]> {
             let at = usize::try_from(self.elf.file_offset(address)?).ok()?;
             self.data

@@ -3,6 +3,8 @@
 //! `.data.rel.ro.gopclntab`), and cgo, where the external linker puts C start-up
 //! code at the beginning of `.text`, before `runtime.text`.
 
+use std::collections::HashMap;
+
 use object::{Object, ObjectSection};
 
 use crate::{
@@ -27,7 +29,11 @@ const RUNTIME_EXIT: [u8; 12] = [
     0x8b, 0x7c, 0x24, 0x08, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xc3,
 ];
 const MAX_HEADER_TRIES: usize = 16;
-const MAGICS: [[u8; 4]; 2] = [[0xf0, 0xff, 0xff, 0xff], [0xf1, 0xff, 0xff, 0xff]];
+const MAGICS: [[u8; 4]; 3] = [
+    [0xfa, 0xff, 0xff, 0xff],
+    [0xf0, 0xff, 0xff, 0xff],
+    [0xf1, 0xff, 0xff, 0xff],
+];
 
 /// The pclntab: by section name, then by the linker's symbols, then by
 /// scanning the file for a header that parses and names `runtime.main`.
@@ -119,15 +125,15 @@ pub fn text_start(table: &Pclntab, elf: &ElfImage, data: &[u8], text_section: u6
 /// `runtime.firstmoduledata`, the one structure in the data whose first word
 /// points at the pclntab and whose `gofunc` is mapped.
 pub fn gofunc(
-    file: &object::File<'_>,
+    sections: &HashMap<String, (u64, u64)>,
     elf: &ElfImage,
     data: &[u8],
     gofunc_offset: u64,
 ) -> Option<u64> {
     let pclntab = [".gopclntab", ".data.rel.ro.gopclntab"]
         .iter()
-        .find_map(|name| file.section_by_name(name))
-        .map(|s| s.address())
+        .find_map(|name| sections.get(*name))
+        .map(|&(address, _)| address)
         .or_else(|| elf.symbol("runtime.pclntab").map(|s| s.address))?;
     let word = |at: u64| -> Option<u64> {
         let at = usize::try_from(elf.file_offset(at)?).ok()?;
@@ -138,11 +144,8 @@ pub fn gofunc(
     // Go 1.26+ gives it a section of its own.
     let mut found = [".go.module", ".noptrdata", ".data", ".data.rel.ro"]
         .iter()
-        .filter_map(|name| file.section_by_name(name))
-        .flat_map(|section| {
-            let (start, size) = (section.address(), section.size());
-            (start..start.saturating_add(size)).step_by(8)
-        })
+        .filter_map(|name| sections.get(*name))
+        .flat_map(|&(start, size)| (start..start.saturating_add(size)).step_by(8))
         .filter(|&at| word(at) == Some(pclntab))
         .filter_map(|moduledata| word(moduledata.checked_add(gofunc_offset)?))
         .filter(|&gofunc| elf.file_offset(gofunc).is_some());

@@ -1,20 +1,31 @@
 //! Go's own PC table (`.gopclntab`): function names, entry points and
 //! file:line for any PC, with or without a symbol table or DWARF.
 //!
-//! Handles the layouts of Go 1.18/1.19 (magic `0xfffffff0`) and 1.20+
+//! Handles the layouts of Go 1.16/1.17 (magic `0xfffffffa`: absolute entry
+//! PCs and funcdata pointers), Go 1.18/1.19 (`0xfffffff0`: entries as offsets
+//! from `runtime.text`, funcdata as offsets from `go:func.*`) and 1.20+
 //! (`0xfffffff1`, which adds `startLine` to `_func`). Go 1.26 stopped filling
 //! the header's text-start word, so the caller passes the start of `.text`,
 //! as Go's own `debug/gosym` does. Every read is bounds-checked: malformed
 //! input yields `None` or an error, never a panic.
 
+const MAGIC_GO116: u32 = 0xffff_fffa;
 const MAGIC_GO118: u32 = 0xffff_fff0;
 const MAGIC_GO120: u32 = 0xffff_fff1;
+
+/// The table layouts, by the release that introduced them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Go116,
+    Go118,
+    Go120,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PclntabError {
     #[error(".gopclntab is truncated")]
     TooShort,
-    #[error(".gopclntab has magic {0:#x}, a layout from before Go 1.18")]
+    #[error(".gopclntab has magic {0:#x}, a layout from before Go 1.16")]
     UnknownMagic(u32),
     #[error(".gopclntab: {0}")]
     Unsupported(&'static str),
@@ -53,6 +64,7 @@ pub struct Pclntab {
     header_text_start: u64,
     quantum: u32,
     nfunc: usize,
+    format: Format,
     has_start_line: bool,
     funcnametab: usize,
     cutab: usize,
@@ -66,11 +78,15 @@ impl Pclntab {
     /// `runtime.text` (the start of `.text` in a Go-linked binary).
     pub fn parse(data: Vec<u8>, text_start: u64) -> Result<Self, PclntabError> {
         let magic = read_u32(&data, 0).ok_or(PclntabError::TooShort)?;
-        let has_start_line = match magic {
-            MAGIC_GO118 => false,
-            MAGIC_GO120 => true,
+        let format = match magic {
+            MAGIC_GO116 => Format::Go116,
+            MAGIC_GO118 => Format::Go118,
+            MAGIC_GO120 => Format::Go120,
             other => return Err(PclntabError::UnknownMagic(other)),
         };
+        let has_start_line = format == Format::Go120;
+        // Go 1.16's header has no text-start word.
+        let tables = if format == Format::Go116 { 2 } else { 3 };
         let quantum = u32::from(*data.get(6).ok_or(PclntabError::TooShort)?);
         let ptr_size = *data.get(7).ok_or(PclntabError::TooShort)?;
         if ptr_size != 8 {
@@ -92,21 +108,22 @@ impl Pclntab {
         let nfunc = usize::try_from(word(0)?).map_err(|_| PclntabError::Corrupt("nfunc"))?;
         let table = Self {
             text_start,
-            header_text_start: word(2)?,
+            header_text_start: if format == Format::Go116 { 0 } else { word(2)? },
             quantum,
             nfunc,
+            format,
             has_start_line,
-            funcnametab: offset(3)?,
-            cutab: offset(4)?,
-            filetab: offset(5)?,
-            pctab: offset(6)?,
-            functab: offset(7)?,
+            funcnametab: offset(tables)?,
+            cutab: offset(tables + 1)?,
+            filetab: offset(tables + 2)?,
+            pctab: offset(tables + 3)?,
+            functab: offset(tables + 4)?,
             data: Vec::new(),
         };
-        // functab holds nfunc+1 (entryoff, funcoff) pairs of u32.
+        // functab holds nfunc+1 (entry, funcoff) pairs.
         let functab_len = nfunc
             .checked_add(1)
-            .and_then(|n| n.checked_mul(8))
+            .and_then(|n| n.checked_mul(table.functab_entry_size()))
             .ok_or(PclntabError::Corrupt("nfunc"))?;
         if table
             .functab
@@ -118,7 +135,30 @@ impl Pclntab {
         Ok(Self { data, ..table })
     }
 
+    /// Go 1.16: (entry PC, offset) as words; later, as u32 offsets.
+    fn functab_entry_size(&self) -> usize {
+        if self.format == Format::Go116 { 16 } else { 8 }
+    }
+
+    /// Go 1.16's `_func` starts with an 8-byte entry PC, 4 bytes more than
+    /// the later `entryOff`: every field after it moves by this much.
+    fn shift(&self) -> usize {
+        if self.format == Format::Go116 { 4 } else { 0 }
+    }
+
+    /// Whether entry PCs are absolute (Go 1.16/1.17) rather than offsets
+    /// from `runtime.text`.
+    pub fn has_absolute_entries(&self) -> bool {
+        self.format == Format::Go116
+    }
+
     fn functab_entry(&self, i: usize) -> Option<(u64, usize)> {
+        if self.format == Format::Go116 {
+            let at = self.functab.checked_add(i.checked_mul(16)?)?;
+            let entry = read_u64(&self.data, at)?;
+            let func_off = usize::try_from(read_u64(&self.data, at.checked_add(8)?)?).ok()?;
+            return Some((entry, self.functab.checked_add(func_off)?));
+        }
         let at = self.functab.checked_add(i.checked_mul(8)?)?;
         let entry_off = read_u32(&self.data, at)?;
         let func_off = read_u32(&self.data, at.checked_add(4)?)? as usize;
@@ -151,7 +191,7 @@ impl Pclntab {
         }
         let (entry, record) = self.functab_entry(i)?;
         let (end, _) = self.functab_entry(i + 1)?;
-        let name_off = read_i32(&self.data, record + 4)?;
+        let name_off = read_i32(&self.data, record + self.shift() + 4)?;
         let name = self.c_string(
             self.funcnametab
                 .checked_add(usize::try_from(name_off).ok()?)?,
@@ -159,7 +199,7 @@ impl Pclntab {
         // funcID follows cuOffset, and startLine from Go 1.20 on.
         let func_id = *self
             .data
-            .get(record + if self.has_start_line { 40 } else { 36 })?;
+            .get(record + self.shift() + if self.has_start_line { 40 } else { 36 })?;
         let mut func = Func {
             name,
             entry,
@@ -208,9 +248,10 @@ impl Pclntab {
 
     /// File and line of the instruction at `pc` in `func`.
     pub fn position(&self, func: &Func, pc: u64) -> Option<Position> {
-        let pcfile = read_u32(&self.data, func.record + 20)?;
-        let pcln = read_u32(&self.data, func.record + 24)?;
-        let cu_offset = read_u32(&self.data, func.record + 32)?;
+        let at = func.record + self.shift();
+        let pcfile = read_u32(&self.data, at + 20)?;
+        let pcln = read_u32(&self.data, at + 24)?;
+        let cu_offset = read_u32(&self.data, at + 32)?;
         let fileno = self.pcvalue(func, pcfile, pc)?;
         let line = self.pcvalue(func, pcln, pc)?;
         let cu_index = u32::try_from(fileno).ok()?.checked_add(cu_offset)? as usize;
@@ -230,12 +271,12 @@ impl Pclntab {
 
     /// Size of the fixed part of a `_func` record.
     fn func_header_size(&self) -> usize {
-        if self.has_start_line { 44 } else { 40 }
+        self.shift() + if self.has_start_line { 44 } else { 40 }
     }
 
     /// The value of pc-data table `index` at `pc` (`PCDATA_InlTreeIndex` is 2).
     pub fn pcdata_value(&self, func: &Func, index: usize, pc: u64) -> Option<i32> {
-        let npcdata = read_u32(&self.data, func.record + 28)? as usize;
+        let npcdata = read_u32(&self.data, func.record + self.shift() + 28)? as usize;
         if index >= npcdata {
             return None;
         }
@@ -246,16 +287,24 @@ impl Pclntab {
         self.pcvalue(func, table, pc)
     }
 
-    /// The offset from `go:func.*` of funcdata `index` (`FUNCDATA_InlTree` is 3).
-    pub fn funcdata_offset(&self, func: &Func, index: usize) -> Option<u32> {
+    /// The address of funcdata `index` (`FUNCDATA_InlTree` is 3): an offset
+    /// from `go:func.*` (`gofunc`) from Go 1.18, an address before.
+    pub fn funcdata_address(&self, func: &Func, index: usize, gofunc: Option<u64>) -> Option<u64> {
         let header = self.func_header_size();
-        let npcdata = read_u32(&self.data, func.record + 28)? as usize;
+        let npcdata = read_u32(&self.data, func.record + self.shift() + 28)? as usize;
         let nfuncdata = usize::from(*self.data.get(func.record + header - 1)?);
         if index >= nfuncdata {
             return None;
         }
-        let offset = read_u32(&self.data, func.record + header + npcdata * 4 + index * 4)?;
-        (offset != u32::MAX).then_some(offset)
+        let pcdata_end = func.record + header + npcdata * 4;
+        if self.format == Format::Go116 {
+            // Pointers, 8-byte aligned (the table itself is).
+            let array = pcdata_end.checked_add(7)? & !7;
+            let address = read_u64(&self.data, array.checked_add(index * 8)?)?;
+            return (address != 0).then_some(address);
+        }
+        let offset = read_u32(&self.data, pcdata_end + index * 4)?;
+        (offset != u32::MAX).then(|| gofunc?.checked_add(u64::from(offset)))?
     }
 
     /// Bytes of one inline-tree record (`runtime.inlinedCall`).

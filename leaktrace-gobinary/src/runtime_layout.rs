@@ -4,7 +4,7 @@
 use crate::GoVersion;
 
 /// Where the `runtime.g` fields leaktrace reads sit in the struct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GLayout {
     pub goid: u64,
     pub gopc: u64,
@@ -64,6 +64,8 @@ pub struct TimerHeapLayout {
     /// Go 1.23+: `runtime.timers.heap`, a `[]timerWhen` of `{*timer, when}`
     /// inside `p.timers`. Before, `p.timers` itself is a `[]*timer`.
     pub timers_heap: Option<u64>,
+    /// `runtime.timer.when`, on the runtime's `nanotime` clock.
+    pub timer_when: u64,
     pub timer_period: u64,
     /// `runtime.timer.f`, a func value: `time.sendTime` for tickers.
     pub timer_f: u64,
@@ -73,7 +75,8 @@ pub struct TimerHeapLayout {
     /// (before: an enum; deleted, removing or removed = stopped).
     pub timer_state: u64,
     /// Where the heap's `*timer` sits in its `*time.Ticker`: `timer` in
-    /// `runtime.timeTimer` (Go 1.23+), or `r` in `time.Ticker` (8) before.
+    /// `runtime.timeTimer` (Go 1.23+), or `r` in `time.Ticker` (8) before;
+    /// [`crate::typedesc::NO_TICKERS`] in a program that has no Timer or Ticker.
     pub timer_in_ticker: u64,
 }
 

@@ -84,6 +84,7 @@ pub fn render(entries: &[(GoVersion, GLayout, TimerHeapLayout, u64, Vec<String>)
         for (name, value) in [
             ("p_timers", timers.p_timers.to_string()),
             ("timers_heap", heap),
+            ("timer_when", timers.timer_when.to_string()),
             ("timer_period", timers.timer_period.to_string()),
             ("timer_f", timers.timer_f.to_string()),
             ("timer_arg", timers.timer_arg.to_string()),

@@ -31,17 +31,6 @@ pub use maps::{
 };
 pub use plan::{Placement, PlacementError, ProbePoint};
 
-/// Before Go 1.23: `Timer{C <-chan Time; r runtimeTimer}` (Ticker alike), and
-/// `runtimeTimer{pp uintptr; when int64; period int64; f func(any, uintptr); ...}`
-/// (Go 1.19–1.22, the same in every release).
-const PRE_GO123_TIMER_R_FIELD: u64 = 8;
-const PRE_GO123_RUNTIME_TIMER_WHEN: u64 = 8;
-const PRE_GO123_RUNTIME_TIMER_PERIOD: u64 = 16;
-const PRE_GO123_RUNTIME_TIMER_F: u64 = 24;
-/// Go 1.23+: `timer` in `runtime.timeTimer{c unsafe.Pointer; init bool; timer}`,
-/// when the binary's DWARF does not say.
-const GO123_TIME_TIMER_TIMER_FIELD: u64 = 16;
-
 /// The raw tracepoint every system call leaves through.
 const SYS_EXIT: &str = "sys_exit";
 
@@ -172,20 +161,19 @@ impl Probes {
             g_m: g.m,
             m_curg: g.m_curg,
         };
-        let go123 = binary.function(plan::NEW_TIMER).is_some();
-        let timers = TimerLayout {
-            handle_from_argument: if go123 { 0 } else { PRE_GO123_TIMER_R_FIELD },
-            handle_from_receiver: if go123 {
-                binary
-                    .timer_layout
-                    .map_or(GO123_TIME_TIMER_TIMER_FIELD, |l| l.timer_in_ticker)
-            } else {
-                PRE_GO123_TIMER_R_FIELD
-            },
-            runtime_timer_when: PRE_GO123_RUNTIME_TIMER_WHEN,
-            runtime_timer_period: PRE_GO123_RUNTIME_TIMER_PERIOD,
-            runtime_timer_f: PRE_GO123_RUNTIME_TIMER_F,
-        };
+        // Without a timer layout no timer probe is planned, so zeros are never read.
+        let timers = binary.timer_layout.map_or(TimerLayout::default(), |l| {
+            // A Timer or Ticker is known by its own address: before Go 1.23 the
+            // runtime's functions get `&t.r`, from 1.23 the `timeTimer` itself.
+            let go123 = l.timers_heap.is_some();
+            TimerLayout {
+                handle_from_argument: if go123 { 0 } else { l.timer_in_ticker },
+                handle_from_receiver: l.timer_in_ticker,
+                runtime_timer_when: l.timer_when,
+                runtime_timer_period: l.timer_period,
+                runtime_timer_f: l.timer_f,
+            }
+        });
         let stop_at_exit = u8::from(settings.at_exit == AtExit::Stop);
         let log_level = if settings.debug {
             LOG_LEVEL_DEBUG

@@ -156,6 +156,10 @@ fn timer_points(
     placement: Placement,
 ) -> Result<Vec<ProbePoint>, PlacementError> {
     let mut points = Vec::new();
+    if binary.timer_layout.is_none() {
+        // The probes would read timers at unknown offsets.
+        return Ok(points);
+    }
     let mut at_entry = |program: &'static str, name: &str| -> Result<(), PlacementError> {
         if let Some(function) = binary.function(name) {
             points.push(ProbePoint {

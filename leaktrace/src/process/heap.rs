@@ -34,8 +34,11 @@ pub enum HeapProfileError {
     LinkedWithout,
     #[error("the program set runtime.MemProfileRate to 0")]
     RateZero,
-    #[error("the binary has no symbol table to find runtime.mbuckets in (built with -ldflags=-s)")]
-    NoSymbols,
+    #[error(
+        "cannot find runtime.mbuckets or runtime.MemProfileRate: no symbol table, and \
+         runtime.mProf_FlushLocked and runtime.schedinit do not show them"
+    )]
+    NotFound,
     #[error("cannot read the heap profile")]
     Unreadable(#[from] MemoryError),
 }

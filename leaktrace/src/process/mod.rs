@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use leaktrace_gobinary::{BinaryError, GLayout, GoBinary};
+use leaktrace_gobinary::{BinaryError, GLayout, GoBinary, RuntimeGlobal};
 
 use goroutines::{AllgsError, Goroutine};
 pub use memory::{Memory, MemoryError, ProcMem};
@@ -235,22 +235,23 @@ impl Process {
         &self,
         binary: &GoBinary,
     ) -> Result<heap::HeapProfile, heap::HeapProfileError> {
-        let at = |name: &str| {
+        let at = |global: RuntimeGlobal| {
             binary
-                .data_symbol(name)
+                .runtime_global(global)
                 .map(|a| a.wrapping_add(self.load_bias))
         };
-        let (Some(mbuckets), Some(mem_profile_rate)) =
-            (at("runtime.mbuckets"), at("runtime.MemProfileRate"))
-        else {
-            return Err(heap::HeapProfileError::NoSymbols);
+        let (Some(mbuckets), Some(mem_profile_rate)) = (
+            at(RuntimeGlobal::Mbuckets),
+            at(RuntimeGlobal::MemProfileRate),
+        ) else {
+            return Err(heap::HeapProfileError::NotFound);
         };
         heap::read(
             &self.memory,
             heap::HeapSymbols {
                 mbuckets,
                 mem_profile_rate,
-                disable_memory_profiling: at("runtime.disableMemoryProfiling"),
+                disable_memory_profiling: at(RuntimeGlobal::DisableMemoryProfiling),
             },
         )
     }

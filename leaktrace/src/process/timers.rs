@@ -34,7 +34,7 @@ const NO_STATUS: u64 = 0;
 pub enum TimerHeapError {
     #[error("the binary does not describe the runtime's timers")]
     NoLayout,
-    #[error("the binary has no symbol table to find runtime.allp in (built with -ldflags=-s)")]
+    #[error("cannot find runtime.allp: no symbol table, and runtime.preemptall does not show it")]
     NoAllp,
     #[error("cannot read the timer heaps")]
     Unreadable(#[from] MemoryError),

@@ -20,10 +20,10 @@ use crate::{
     },
     cli::RunArgs,
     error::one_line,
-    probes::Probes,
+    probes::{Probes, SiteCounts},
     process::{self, Frozen, Process, Snapshot, heap::HeapProfile, tickers::TickerMemory},
     render::{self, RenderError, TextStream},
-    report::{Mode, Observing},
+    report::{EventCounts, Mode, Observing},
 };
 
 /// How often to check whether the held command has `exec`ed the Go program.
@@ -39,6 +39,10 @@ struct AtExit {
     /// The heap profile at exit, or why not.
     heap: Option<Result<HeapProfile, String>>,
     descriptors: Option<DescriptorObservation>,
+    /// The probes' counts, read with the snapshot while the command was
+    /// stopped: once it resumes to exit, a goroutine it had woken may still
+    /// run and end, and be counted as exited while the snapshot has it live.
+    counts: Option<(EventCounts, SiteCounts)>,
 }
 
 pub async fn run(args: RunArgs) -> Result<i32, Error> {
@@ -127,6 +131,13 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         ));
     }
     let load_bias = process.as_ref().map_or(0, Process::load_bias);
+    let (events, sites) = match at_exit.counts {
+        Some(counts) => counts,
+        None => (
+            tracing.probes.event_counts()?,
+            tracing.probes.site_counts()?,
+        ),
+    };
     let ending = Ending {
         target: target_info(pid, &path, &tracing.binary),
         observed_ns,
@@ -140,8 +151,8 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         },
         ticker_memory: at_exit.tickers,
         timeline: None,
-        events: tracing.probes.event_counts()?,
-        sites: tracing.probes.site_counts()?,
+        events,
+        sites,
         load_bias,
         // The command runs with leaktrace's environment.
         godebug: std::env::var("GODEBUG").ok(),
@@ -245,6 +256,11 @@ async fn snapshot_at_exit(pid: u32, process: Option<&Process>, tracing: &Tracing
         .heap_profile(&tracing.binary)
         .map_err(|e| one_line(&e));
     let descriptors = descriptors(&tracing.probes, pid, Observing::Exact, None);
+    let counts = tracing
+        .probes
+        .event_counts()
+        .and_then(|events| Ok((events, tracing.probes.site_counts()?)))
+        .ok();
     drop(frozen);
     AtExit {
         snapshot,
@@ -252,6 +268,7 @@ async fn snapshot_at_exit(pid: u32, process: Option<&Process>, tracing: &Tracing
         clock_ns,
         heap: Some(heap),
         descriptors: Some(descriptors),
+        counts,
     }
 }
 
